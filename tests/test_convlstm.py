@@ -316,3 +316,12 @@ def test_padding_is_case_insensitive_like_keras():
 def test_repr_mentions_the_configuration():
     text = repr(ConvLSTM(C, F, (3, 5), num_layers=2, padding="same", peephole=True))
     assert "kernel_size=(3, 5)" in text and "num_layers=2" in text and "peephole=True" in text
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_results_are_contiguous_so_view_works(batch_first):
+    # Inside, the layer computes time-major and channels-last on a CPU; what it returns must not show it.
+    rnn = ConvLSTM(C, F, 3, num_layers=2, batch_first=batch_first)
+    output, (h_n, c_n) = rnn(_clip(batch_first), (torch.zeros(2, B, F, H, W), torch.zeros(2, B, F, H, W)))
+    assert output.is_contiguous() and h_n.is_contiguous() and c_n.is_contiguous()
+    assert output.view(-1).numel() == B * T * F * H * W

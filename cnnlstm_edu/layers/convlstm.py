@@ -424,9 +424,10 @@ class ConvLSTM(nn.Module):
         self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         self._check_input(x)
-        if not self.batch_first:
-            x = x.transpose(0, 1)  # (B, T, C, H, W)
-        B, T, C, H, W = x.shape
+        # Inside, time comes first, (T, B, ...), as in cuDNN's LSTM: then the B frames of step t
+        # lie in one block of memory, for the loop forwards and for the gradients backwards.
+        seq = x.transpose(0, 1) if self.batch_first else x                 # (T, B, C, H, W)
+        T, B, C, H, W = seq.shape
         Ho, Wo = _check_grid(H, W, self.kernel_size, self.padding, "ConvLSTM")
         L, F_ = self.num_layers, self.hidden_channels
         if state is None:
@@ -434,35 +435,42 @@ class ConvLSTM(nn.Module):
         else:
             h0, c0 = _unpack_state(state, (L, B, F_, Ho, Wo), "num_layers B F H' W'", "ConvLSTM")
 
-        layer_input = x  # (B, T, C_k, H, W)
+        # oneDNN, PyTorch's CPU convolution library, runs these small convolutions about twice as
+        # fast when each pixel's channels lie next to each other in memory ("channels-last").
+        # Only the memory layout changes, never a shape or a number. On a GPU it is left as is.
+        on_cpu = x.device.type == "cpu"
+        layout = torch.channels_last if on_cpu else torch.preserve_format
+        if on_cpu:
+            seq = seq.movedim(2, -1).contiguous().movedim(-1, 2)           # (T, B, C, H, W), stored T B H W C
         h_n, c_n = [], []
         for k in range(L):
             w_ih, w_hh, bias, peephole = self._layer_params(k)
             # The input half of every gate does not depend on h, so one convolution over all
-            # B*T frames replaces T small ones inside the loop.
-            frames = fold_time(layer_input)                                 # (B*T, C_k, H, W)
-            x_gates = conv2d_padded(frames, w_ih, bias, self.padding)       # (B*T, 4F, H', W')
-            x_gates = unfold_time(x_gates, steps=T)                         # (B, T, 4F, H', W')
+            # T*B frames replaces T small ones inside the loop.
+            frames = fold_time(seq)                                         # (T*B, C_k, H, W)
+            x_gates = conv2d_padded(frames, w_ih, bias, self.padding)       # (T*B, 4F, H', W')
+            x_steps = x_gates.split(B)                                      # T x (B, 4F, H', W')
             if h0 is None:
-                # Zero state: the first recurrent convolution would add exactly zero, so skip it.
-                h, c = lstm_update(x_gates[:, 0], x_gates.new_zeros(B, F_, Ho, Wo), peephole)
+                h, c = None, x_gates.new_zeros(B, F_, Ho, Wo).contiguous(memory_format=layout)
             else:
-                h, c = h0[k], c0[k]                                         # (B, F, H', W') each
-                h, c = lstm_update(x_gates[:, 0] + conv2d_padded(h, w_hh, None, "same"), c, peephole)
-            hs = [h]
-            for t in range(1, T):
-                gates = x_gates[:, t] + conv2d_padded(h, w_hh, None, "same")  # (B, 4F, H', W')
-                h, c = lstm_update(gates, c, peephole)
+                h, c = (s[k].contiguous(memory_format=layout) for s in (h0, c0))  # (B, F, H', W') each
+            hs = []
+            for x_t_gates in x_steps:
+                # From a zero state the recurrent convolution adds exactly zero: skip it.
+                gates = x_t_gates if h is None else x_t_gates + conv2d_padded(h, w_hh, None, "same")
+                h, c = lstm_update(gates, c, peephole)                      # (B, F, H', W') each
                 hs.append(h)
-            layer_output = torch.stack(hs, dim=1)                           # (B, T, F, H', W')
+            seq = torch.stack(hs)                                           # (T, B, F, H', W')
             h_n.append(h)
             c_n.append(c)
             if k < L - 1 and self.dropout > 0:
-                layer_output = F.dropout(layer_output, self.dropout, self.training)
-            layer_input = layer_output
+                seq = F.dropout(seq, self.dropout, self.training)
 
-        output = layer_output if self.batch_first else layer_output.transpose(0, 1)
-        return output, (torch.stack(h_n), torch.stack(c_n))  # h_n, c_n: (num_layers, B, F, H', W')
+        # Back to batch first if asked, and to the default layout, so that .view() works on the
+        # results as on nn.LSTM's.
+        output = (seq.transpose(0, 1) if self.batch_first else seq).contiguous()  # (B, T, F, H', W')
+        h_n, c_n = torch.stack(h_n).contiguous(), torch.stack(c_n).contiguous()  # (num_layers, B, F, H', W')
+        return output, (h_n, c_n)
 
     def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.hidden_channels}, kernel_size={self.kernel_size}"

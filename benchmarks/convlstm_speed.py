@@ -1,0 +1,236 @@
+"""How fast is our ConvLSTM against the usual one? Forward + backward, same weights, same numbers.
+
+The "usual" ConvLSTM, as most public PyTorch implementations write it, runs one convolution per
+time step over the concatenation ``[x_t, h]``: the input and the recurrent kernels stacked into
+one ``Conv2d`` with ``C + F`` input channels. Ours (``cnnlstm_edu.layers.convlstm.ConvLSTM``)
+convolves the inputs of all T frames at once before the time loop (time folded into the batch)
+and keeps only the recurrent convolution inside it, without a ``torch.cat`` per step. Both do
+the same arithmetic; this script first checks that they give the same numbers with shared
+weights, then times them.
+
+    python benchmarks/convlstm_speed.py                  # CPU, writes benchmarks/convlstm_speed.md
+    python benchmarks/convlstm_speed.py --device cuda    # GPU (writes convlstm_speed.md too: use --out)
+    python benchmarks/convlstm_speed.py --quick          # tiny sizes, one run each: a smoke test
+
+Needs only torch and this package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+from cnnlstm_edu.layers.convlstm import ConvLSTM  # noqa: E402
+
+
+class ConcatConvLSTM(nn.Module):
+    """The reference: per step, ``conv(cat([x_t, h]))`` -> 4F channels -> i, f, g, o.
+
+    One layer, 'same' padding (odd kernels), zero initial state, batch first.
+    """
+
+    def __init__(self, in_channels: int, hidden_channels: int, kernel_size: int) -> None:
+        super().__init__()
+        self.hidden_channels = hidden_channels
+        self.conv = nn.Conv2d(in_channels + hidden_channels, 4 * hidden_channels, kernel_size,
+                              padding=kernel_size // 2)
+
+    def forward(self, x: torch.Tensor):
+        B, T, C, H, W = x.shape
+        h = c = x.new_zeros(B, self.hidden_channels, H, W)
+        hs = []
+        for t in range(T):
+            gates = self.conv(torch.cat([x[:, t], h], dim=1))  # (B, 4F, H, W)
+            i, f, g, o = gates.chunk(4, dim=1)                  # (B, F, H, W) each
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+            hs.append(h)
+        return torch.stack(hs, dim=1), (h, c)  # (B, T, F, H, W)
+
+    @classmethod
+    def from_convlstm(cls, rnn: ConvLSTM) -> "ConcatConvLSTM":
+        """The same layer with ``rnn``'s weights: [W_ih | W_hh] side by side, biases summed."""
+        ref = cls(rnn.in_channels, rnn.hidden_channels, rnn.kernel_size[0])
+        with torch.no_grad():
+            ref.conv.weight.copy_(torch.cat([rnn.weight_ih_l0, rnn.weight_hh_l0], dim=1))  # (4F, C+F, k, k)
+            ref.conv.bias.copy_(rnn.bias_ih_l0 + rnn.bias_hh_l0)
+        return ref.to(rnn.weight_ih_l0.device)
+
+
+@dataclass
+class Size:
+    B: int
+    T: int
+    C: int
+    H: int
+    W: int
+    F: int
+    k: int
+
+    def __str__(self) -> str:
+        return f"B={self.B} T={self.T} C={self.C} H×W={self.H}×{self.W} F={self.F} k={self.k}"
+
+
+SIZES = [
+    Size(B=64, T=4, C=16, H=7, W=7, F=32, k=3),      # CNN-ConvLSTM on MNIST quadrants: small maps, big batch
+    Size(B=16, T=10, C=32, H=32, W=32, F=64, k=3),   # Moving-MNIST-like forecaster features
+]
+QUICK_SIZES = [Size(B=2, T=3, C=2, H=5, W=5, F=4, k=3)]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _median_ms(fn, device: torch.device, repeats: int, warmup: int) -> float:
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def check_same_numbers(ours: ConvLSTM, ref: ConcatConvLSTM, x: torch.Tensor) -> None:
+    """Same outputs and input gradients with shared weights, else the timing would mean nothing."""
+    tf32 = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False  # TF32 convolutions round differently per algorithm
+    try:
+        outs, grads = [], []
+        for model in (ours, ref):
+            xg = x.detach().clone().requires_grad_()
+            out, (h, c) = model(xg)
+            out.sum().backward()
+            outs.append((out, h.reshape(c.shape[-4:]), c.reshape(c.shape[-4:])))
+            grads.append(xg.grad)
+        for a, b in zip(outs[0], outs[1]):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-5)
+    finally:
+        torch.backends.cudnn.allow_tf32 = tf32
+        for model in (ours, ref):
+            model.zero_grad(set_to_none=True)
+
+
+def bench_size(size: Size, device: torch.device, repeats: int, warmup: int) -> dict:
+    torch.manual_seed(0)
+    ours = ConvLSTM(size.C, size.F, size.k).to(device)
+    ref = ConcatConvLSTM.from_convlstm(ours)
+    x = torch.randn(size.B, size.T, size.C, size.H, size.W, device=device)  # (B, T, C, H, W)
+    check_same_numbers(ours, ref, x)
+
+    row = {"size": str(size)}
+    for name, model in (("ours", ours), ("ref", ref)):
+        # The input needs its gradient too: in a CNN-ConvLSTM it comes from the frame CNN.
+        xg = x.detach().clone().requires_grad_()
+
+        def train_step():
+            model.zero_grad(set_to_none=True)
+            xg.grad = None
+            model(xg)[0].sum().backward()
+
+        def inference():
+            with torch.no_grad():
+                model(x)
+
+        row[f"{name}_train"] = _median_ms(train_step, device, repeats, warmup)
+        row[f"{name}_infer"] = _median_ms(inference, device, repeats, warmup)
+    return row
+
+
+def hardware(device: torch.device) -> list[str]:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    lines = [
+        f"- date: {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
+        f"- CPU: {cpu} ({os.cpu_count()} logical cores visible)",
+        f"- torch {torch.__version__}, {torch.get_num_threads()} CPU threads (torch's default), "
+        f"Python {platform.python_version()}",
+    ]
+    if device.type == "cuda":
+        lines.append(f"- GPU: {torch.cuda.get_device_name(device)}, cuDNN {torch.backends.cudnn.version()}")
+    return lines
+
+
+def to_markdown(rows: list[dict], device: torch.device, repeats: int, warmup: int) -> str:
+    out = [
+        "# ConvLSTM speed: hoisted input convolution vs. one conv over cat([x_t, h]) per step",
+        "",
+        "Generated by `python benchmarks/convlstm_speed.py"
+        + ("" if device.type == "cpu" else f" --device {device.type}") + "`. "
+        f"Device: **{device.type}**. Median of {repeats} runs after {warmup} warm-up runs, "
+        "float32, one layer, zero initial state, 'same' padding. *train* is forward + backward "
+        "(gradients for the weights and the input), *infer* is a forward under `no_grad`. "
+        "Both implementations were first checked to give the same output, state and input "
+        "gradient with shared weights. Ratio > 1 means ours is faster.",
+        "",
+        *hardware(device),
+        "",
+        "| size | ours train (ms) | reference train (ms) | train ratio | ours infer (ms) | reference infer (ms) | infer ratio |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        out.append(
+            f"| {r['size']} | {r['ours_train']:.1f} | {r['ref_train']:.1f} | "
+            f"{r['ref_train'] / r['ours_train']:.2f}× | {r['ours_infer']:.1f} | {r['ref_infer']:.1f} | "
+            f"{r['ref_infer'] / r['ours_infer']:.2f}× |"
+        )
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, one run each, prints only")
+    parser.add_argument("--repeats", type=int, default=7, help="timed runs per measurement (median)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed runs first")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="markdown file to write (default: benchmarks/convlstm_speed.md; none with --quick)")
+    args = parser.parse_args(argv)
+
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch.cuda.is_available() is False on this machine")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # pick the fastest conv algorithm for each shape
+    sizes, repeats, warmup = (QUICK_SIZES, 1, 0) if args.quick else (SIZES, args.repeats, args.warmup)
+    out = args.out if args.out is not None or args.quick else Path(__file__).with_suffix(".md")
+
+    rows = []
+    for size in sizes:
+        row = bench_size(size, device, repeats, warmup)
+        rows.append(row)
+        print(f"{row['size']}: train ours {row['ours_train']:.1f} ms, reference {row['ref_train']:.1f} ms "
+              f"({row['ref_train'] / row['ours_train']:.2f}x); infer ours {row['ours_infer']:.1f} ms, "
+              f"reference {row['ref_infer']:.1f} ms ({row['ref_infer'] / row['ours_infer']:.2f}x)", flush=True)
+    text = to_markdown(rows, device, repeats, warmup)
+    if out is not None:
+        out.write_text(text)
+        print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
