@@ -225,10 +225,7 @@ class ConvLSTMCell(nn.Module):
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         """The ``(H', W')`` of ``h`` for ``(H, W)`` frames: unchanged for 'same', shrunk for 'valid'."""
-        if self.padding == "same":
-            return height, width
-        kh, kw = self.kernel_size
-        return height - kh + 1, width - kw + 1
+        return _check_grid(height, width, self.kernel_size, self.padding, "ConvLSTMCell")
 
     def forward(
         self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -238,7 +235,7 @@ class ConvLSTMCell(nn.Module):
             hint="The cell takes one frame per clip; for a whole (B, T, C, H, W) clip use ConvLSTM.",
         )
         B, C, H, W = x.shape
-        Ho, Wo = _check_grid(H, W, self.kernel_size, self.padding, "ConvLSTMCell")
+        Ho, Wo = self.output_size(H, W)
         F_ = self.hidden_channels
         if state is None:
             h = c = x.new_zeros(B, F_, Ho, Wo)
@@ -389,10 +386,7 @@ class ConvLSTM(nn.Module):
         >>> ConvLSTM(3, 8, kernel_size=5, padding="valid").output_size(32, 32)
         (28, 28)
         """
-        if self.padding == "same":
-            return height, width
-        kh, kw = self.kernel_size
-        return height - kh + 1, width - kw + 1
+        return _check_grid(height, width, self.kernel_size, self.padding, "ConvLSTM")
 
     def _check_input(self, x) -> None:
         axes = "B T C H W" if self.batch_first else "T B C H W"
@@ -428,7 +422,7 @@ class ConvLSTM(nn.Module):
         # lie in one block of memory, for the loop forwards and for the gradients backwards.
         seq = x.transpose(0, 1) if self.batch_first else x                 # (T, B, C, H, W)
         T, B, C, H, W = seq.shape
-        Ho, Wo = _check_grid(H, W, self.kernel_size, self.padding, "ConvLSTM")
+        Ho, Wo = self.output_size(H, W)
         L, F_ = self.num_layers, self.hidden_channels
         if state is None:
             h0 = c0 = None
