@@ -1,0 +1,26 @@
+# Every target builds the project-local .venv first, so a fresh clone needs only `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install test train bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -e ".[dev,keras]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	KERAS_BACKEND=torch $(PY) -m pytest
+
+train: $(STAMP)
+	$(PY) -m cnnlstm_edu train --model cnn_lstm --time-budget 30
+
+bench: $(STAMP)
+	$(PY) benchmarks/train_speed.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

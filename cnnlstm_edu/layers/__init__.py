@@ -1,0 +1,5 @@
+"""Layers: TimeDistributed, ConvLSTM, Stateful and a from-scratch LSTM cell."""
+
+from .time_distributed import TimeDistributed
+
+__all__ = ["TimeDistributed"]

@@ -1,0 +1,46 @@
+"""The command line, run as a user runs it."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from cnnlstm_edu import load_checkpoint
+from cnnlstm_edu.__main__ import build_parser
+
+
+def run_cli(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "cnnlstm_edu", *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_train_prints_one_json_object_last_and_saves(tmp_path):
+    path = tmp_path / "model.safetensors"
+    proc = run_cli("train", "--model", "cnn_lstm", "--device", "cpu", "--epochs", "0.02",
+                   "--batch-size", "128", "--order", "4321", "--save", str(path), "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    for key in ("test_acc", "train_seconds", "epochs", "device", "steps", "order"):
+        assert key in result
+    assert result["device"] == "cpu" and result["order"] == "4321" and result["steps"] == 10
+    assert 0.1 < result["test_acc"] <= 1.0             # 10 steps: well above chance already
+    assert "test accuracy" in proc.stderr               # the human summary goes to stderr
+    model, info = load_checkpoint(path)
+    assert info["order"] == "4321" and info["test_acc"] == result["test_acc"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["train", "--order", "1233"], "permutation"),
+    (["train", "--epochs", "-1"], "must be positive"),
+    (["train", "--model", "vgg"], "invalid choice"),
+])
+def test_bad_options_give_one_line_not_a_traceback(args, message):
+    proc = run_cli(*args)
+    assert proc.returncode == 2
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_parser_defaults():
+    args = build_parser().parse_args(["train"])
+    assert args.model == "cnn_lstm" and args.order == "1234" and args.device == "auto"

@@ -1,0 +1,113 @@
+"""fit(): events, learning, stopping, reproducibility, bad options."""
+
+import math
+import threading
+
+import pytest
+import torch
+
+from cnnlstm_edu.data import load_mnist, quadrant_sequences
+from cnnlstm_edu.models import CNNLSTM
+from cnnlstm_edu.train import evaluate, fit, resolve_device
+
+
+@pytest.fixture(scope="module")
+def small_mnist():
+    images, labels = load_mnist("test")
+    seqs = quadrant_sequences(images)
+    return (seqs[:2000], labels[:2000]), (seqs[2000:3000], labels[2000:3000])
+
+
+def tiny_model():
+    torch.manual_seed(0)
+    return CNNLSTM(channels=(8, 16), hidden_size=32)
+
+
+def test_fit_learns_mnist_quadrants(small_mnist):
+    train, test = small_mnist
+    model = tiny_model()
+    _, before = evaluate(model, *test)
+    events = list(fit(model, train, test, epochs=2, batch_size=64, lr=5e-3, device="cpu"))
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "end" and "eval" in kinds
+    end = events[-1]
+    assert end.step == 2 * math.ceil(2000 / 64) and end.epoch == pytest.approx(2.0)
+    assert before < 0.3 and end.test_acc > 0.6       # chance is 0.1; 64 steps get ~0.8
+    steps = [e for e in events if e.kind == "step"]
+    assert all(e.loss > 0 and 0 <= e.accuracy <= 1 and e.grad_norm > 0 for e in steps)
+    assert steps[-1].loss < steps[0].loss
+    # One-cycle: warm-up rises, then the rate anneals to almost nothing.
+    lrs = [e.lr for e in steps]
+    assert max(lrs) > lrs[0] and lrs[-1] < 0.01 * max(lrs)
+
+
+def test_fit_is_reproducible_on_cpu(small_mnist):
+    train, test = small_mnist
+    runs = []
+    for _ in range(2):
+        model = tiny_model()
+        events = list(fit(model, (train[0][:512], train[1][:512]), test, epochs=1, batch_size=64,
+                          device="cpu", seed=3))
+        runs.append(([e.loss for e in events if e.kind == "step"], events[-1].test_acc,
+                     model.lstm.weight_hh_l0.detach().clone()))
+    assert runs[0][0] == runs[1][0] and runs[0][1] == runs[1][1]
+    assert torch.equal(runs[0][2], runs[1][2])
+
+
+def test_stop_event_ends_training_and_keeps_the_model(small_mnist):
+    train, test = small_mnist
+    stop = threading.Event()
+    model = tiny_model()
+    seen = []
+    for event in fit(model, train, test, epochs=50, batch_size=32, device="cpu", log_every=1, stop=stop):
+        seen.append(event)
+        if event.kind == "step" and event.step == 5:
+            stop.set()
+    assert seen[-1].kind == "end" and seen[-1].step == 5 and seen[-1].extra["stopped"]
+    assert not math.isnan(seen[-1].test_acc)
+
+
+def test_stop_before_the_first_step(small_mnist):
+    events = list(fit(tiny_model(), small_mnist[0], epochs=1, device="cpu", stop=lambda: True))
+    assert [e.kind for e in events] == ["start", "end"] and events[-1].step == 0
+
+
+def test_time_budget_stops_on_time(small_mnist):
+    train, _ = small_mnist
+    events = list(fit(tiny_model(), train, epochs=None, time_budget=0.5, batch_size=32, device="cpu"))
+    end = events[-1]
+    assert end.kind == "end" and 0.5 <= end.seconds < 5 and end.step > 0
+    assert math.isnan(end.test_acc)                    # no test set given
+
+
+def test_closing_the_generator_stops_training(small_mnist):
+    train, _ = small_mnist
+    gen = fit(tiny_model(), train, epochs=10, batch_size=32, device="cpu", log_every=1)
+    for event in gen:
+        if event.step >= 2:
+            break
+    gen.close()                                         # no exception, nothing left running
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({}, "epochs=, time_budget="),
+    ({"epochs": 0}, "positive"),
+    ({"epochs": 1, "batch_size": 0}, "batch_size"),
+    ({"epochs": 1, "lr": -1}, "lr"),
+])
+def test_fit_rejects_bad_options(small_mnist, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        next(fit(tiny_model(), small_mnist[0], **kwargs))
+
+
+def test_fit_rejects_mismatched_data():
+    with pytest.raises(ValueError, match="same, non-zero length"):
+        next(fit(tiny_model(), (torch.zeros(4, 4, 1, 14, 14), torch.zeros(3, dtype=torch.long)), epochs=1))
+
+
+def test_resolve_device():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no GPU"):
+            resolve_device("cuda")
