@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="passes over the 60,000 training digits (may be fractional)")
     train.add_argument("--time-budget", type=_positive(float), default=None,
                        help="seconds of training; the learning-rate schedule is fitted to it")
-    train.add_argument("--batch-size", type=_positive(int), default=256)
+    train.add_argument("--batch-size", type=_positive(int), default=128)
     train.add_argument("--lr", type=_positive(float), default=4e-3, help="peak learning rate")
     train.add_argument("--hidden-size", type=_positive(int), default=None, help="LSTM hidden units")
     train.add_argument("--seed", type=int, default=0)

@@ -130,7 +130,7 @@ def _stop_requested(stop) -> bool:
 def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
         test: tuple[torch.Tensor, torch.Tensor] | None = None, *,
         epochs: float | None = None, time_budget: float | None = None,
-        batch_size: int = 256, lr: float = 4e-3, weight_decay: float = 1e-4,
+        batch_size: int = 128, lr: float = 4e-3, weight_decay: float = 1e-4,
         warmup: float = 0.2, device: str | torch.device = "auto", seed: int = 0,
         log_every: int = 10, eval_every_epoch: bool = True,
         stop: threading.Event | Callable[[], bool] | None = None) -> Iterator[Event]:

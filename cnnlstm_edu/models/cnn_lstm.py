@@ -26,7 +26,7 @@ __all__ = ["CNNLSTM", "CNNLSTMConfig"]
 class CNNLSTMConfig:
     in_channels: int = 1                 # C: channels of one frame (1 for MNIST)
     frame_size: int = 14                 # H = W of one frame (a quadrant of a 28x28 digit)
-    channels: tuple[int, ...] = (32, 64)  # widths of the conv blocks; each block halves H and W
+    channels: tuple[int, ...] = (16, 32)  # widths of the conv blocks; each block halves H and W
     hidden_size: int = 128               # LSTM hidden units
     num_layers: int = 1                  # stacked LSTM layers
     num_classes: int = 10                # digits 0-9

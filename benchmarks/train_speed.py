@@ -1,0 +1,98 @@
+"""Accuracy within a time budget: the CLI's own training run, timed as a user would run it.
+
+Each run is exactly
+
+    python -m cnnlstm_edu train --model MODEL --device DEVICE --time-budget S --seed K --json
+
+in a fresh process; the table reports the test accuracy on the 10,000 test digits (order 1234)
+over several seeds: median, worst and best. ``train_seconds`` is time spent in training steps;
+loading the data and the final evaluation are outside the budget (reported separately).
+
+    python benchmarks/train_speed.py                       # CPU: 10 s and 30 s budgets, 3 seeds
+    python benchmarks/train_speed.py --budgets 30 --repeats 5
+    python benchmarks/train_speed.py --quick               # a 2 s smoke run, writes nothing
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from common import hardware  # noqa: E402
+
+
+def run_once(model: str, device: str, budget: float, seed: int) -> dict:
+    cmd = [sys.executable, "-m", "cnnlstm_edu", "train", "--model", model, "--device", device,
+           "--time-budget", str(budget), "--seed", str(seed), "--json"]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=HERE.parent)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["wall_seconds"] = time.perf_counter() - t0
+    result["command"] = " ".join(["python"] + cmd[1:])
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", nargs="+", default=["cnn_lstm"])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--budgets", nargs="+", type=float, default=[10, 30])
+    parser.add_argument("--repeats", type=int, default=3, help="seeds 0..repeats-1")
+    parser.add_argument("--out", default=str(HERE / "train_speed.md"))
+    parser.add_argument("--quick", action="store_true", help="one 2 s run, print, write nothing")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.budgets, args.repeats, args.out = [2], 1, None
+
+    rows = []
+    for model in args.models:
+        for budget in args.budgets:
+            runs = [run_once(model, args.device, budget, seed) for seed in range(args.repeats)]
+            accs = [r["test_acc"] for r in runs]
+            row = {
+                "model": model, "budget": budget, "device": runs[0]["device"],
+                "median": statistics.median(accs), "worst": min(accs), "best": max(accs),
+                "epochs": statistics.median(r["epochs"] for r in runs),
+                "steps": statistics.median(r["steps"] for r in runs),
+                "train_s": statistics.median(r["train_seconds"] for r in runs),
+                "wall_s": statistics.median(r["wall_seconds"] for r in runs),
+                "command": runs[0]["command"].replace("--seed 0", "--seed K"),
+            }
+            rows.append(row)
+            print(f"{model} {budget:g}s on {row['device']}: test_acc median {row['median']:.4f} "
+                  f"(worst {row['worst']:.4f}, best {row['best']:.4f}) over {len(runs)} seeds, "
+                  f"{row['epochs']:.2f} epochs", flush=True)
+
+    if args.out:
+        lines = [
+            "# Training speed: test accuracy within a time budget", "",
+            "Written by `python benchmarks/train_speed.py` (`make bench`). Each row is the median over "
+            f"seeds 0..{args.repeats - 1} of a fresh CLI run; accuracy on the 10,000 MNIST test digits "
+            "cut into quadrants (order 1234). The budget counts training steps only; data loading "
+            "and the final evaluation come on top (`wall s` is the whole process).", "",
+            *hardware(args.device), "",
+            "| model | device | budget s | test acc (median) | worst | best | epochs | steps | train s | wall s |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in rows:
+            lines.append(f"| {r['model']} | {r['device']} | {r['budget']:g} | {r['median']:.2%} | "
+                         f"{r['worst']:.2%} | {r['best']:.2%} | {r['epochs']:.2f} | {r['steps']:.0f} | "
+                         f"{r['train_s']:.1f} | {r['wall_s']:.1f} |")
+        lines += ["", "Commands:", ""] + [f"    {r['command']}" for r in rows] + [""]
+        Path(args.out).write_text("\n".join(lines))
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
