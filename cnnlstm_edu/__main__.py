@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seconds of training; the learning-rate schedule is fitted to it")
     train.add_argument("--batch-size", type=_positive(int), default=128)
     train.add_argument("--lr", type=_positive(float), default=4e-3, help="peak learning rate")
-    train.add_argument("--hidden-size", type=_positive(int), default=None, help="LSTM hidden units")
+    train.add_argument("--hidden-size", type=_positive(int), default=None, help="LSTM hidden units (ConvLSTM: hidden channels)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1 ...")
     train.add_argument("--threads", type=_positive(int), default=None, help="CPU threads for torch")
@@ -61,7 +61,7 @@ def train_command(args: argparse.Namespace) -> dict:
 
     from . import save_checkpoint
     from .data import load_mnist, quadrant_sequences
-    from .models import build_model
+    from .models import MODELS, build_model
     from .train import fit
 
     if args.threads:
@@ -75,7 +75,11 @@ def train_command(args: argparse.Namespace) -> dict:
     test = (quadrant_sequences(test_images, args.order), test_labels)      # (10000, 4, 1, 14, 14)
     load_seconds = time.perf_counter() - t_load
 
-    config = {"hidden_size": args.hidden_size} if args.hidden_size else {}
+    config = {}
+    if args.hidden_size:   # the LSTM's hidden_size, or the ConvLSTM's hidden_channels
+        _, config_cls = MODELS[args.model]
+        hidden = "hidden_size" if "hidden_size" in config_cls.__dataclass_fields__ else "hidden_channels"
+        config[hidden] = args.hidden_size
     model = build_model(args.model, **config)
     n_params = sum(p.numel() for p in model.parameters())
 

@@ -80,3 +80,83 @@ def test_frame_cnn_checks():
         FrameCNN(1, (4, 4, 4), frame_size=6)
     with pytest.raises(ValueError, match="positive"):
         FrameCNN(1, (0, 4))
+
+
+# --- CNN-ConvLSTM, backbones, parameter counts ---------------------------------------------
+
+from cnnlstm_edu.layers.convlstm import ConvLSTM  # noqa: E402
+from cnnlstm_edu.models import (CNNConvLSTM, TorchvisionBackbone, count_parameters,  # noqa: E402
+                                recurrent_parameters)
+
+
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_cnn_convlstm_shapes_and_per_step_view(num_layers):
+    model = CNNConvLSTM(channels=(4, 8), hidden_channels=6, num_layers=num_layers).eval()
+    x = torch.randn(3, 4, 1, 14, 14)
+    assert model(x).shape == (3, 10)
+    steps = model(x, all_steps=True)
+    assert steps.shape == (3, 4, 10)
+    torch.testing.assert_close(steps[:, -1], model(x))
+    # The ConvLSTM keeps the map: (B, T, F, H', W') = (3, 4, 6, 3, 3) reaches the classifier.
+    assert model.classifier.in_features == 6 * 3 * 3
+
+
+def test_cnn_convlstm_fold_equals_loop():
+    fold = CNNConvLSTM(channels=(4, 8), hidden_channels=6).eval()
+    loop = CNNConvLSTM(channels=(4, 8), hidden_channels=6, td_mode="loop").eval()
+    loop.load_state_dict(fold.state_dict())
+    x = torch.randn(2, 4, 1, 14, 14)
+    torch.testing.assert_close(fold(x), loop(x))
+
+
+def test_cnn_convlstm_bad_input():
+    with pytest.raises(ShapeError, match=r"expected \(B, T, C=1, H=14, W=14\)"):
+        CNNConvLSTM()(torch.zeros(2, 1, 14, 14))
+    with pytest.raises(ValueError, match="in_channels must be 3"):
+        CNNConvLSTM(backbone="resnet18")
+
+
+@pytest.mark.parametrize("name,channels", [("mobilenet_v3_small", 576), ("resnet18", 512)])
+def test_torchvision_backbone_per_frame(name, channels):
+    backbone = TorchvisionBackbone(name).eval()
+    assert backbone.out_channels == channels
+    assert not any("classifier" in n or n.startswith("fc") for n, _ in backbone.named_parameters())
+    video = torch.randn(2, 3, 3, 64, 64)                                 # (B, T, 3, H, W)
+    from cnnlstm_edu import TimeDistributed
+    maps = TimeDistributed(backbone)(video)
+    assert maps.shape == (2, 3, channels, 2, 2)
+    out, (h_n, _) = ConvLSTM(channels, 8, 3)(maps)                      # seed 002's pipeline
+    assert out.shape == (2, 3, 8, 2, 2) and h_n.shape == (1, 2, 8, 2, 2)
+
+
+def test_backbone_without_network_fails_fast_with_advice(monkeypatch):
+    import urllib.error
+
+    import torchvision.models._api as weights_api
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    # Where torchvision's weights enum looks the downloader up; the test never touches a network.
+    monkeypatch.setattr(weights_api, "load_state_dict_from_url", offline)
+    monkeypatch.setenv("TORCH_HOME", "/nonexistent-torch-home")
+    with pytest.raises(RuntimeError, match="weights=None"):
+        TorchvisionBackbone("resnet18", weights="DEFAULT")
+    with pytest.raises(ValueError, match="unknown backbone"):
+        TorchvisionBackbone("vgg16")
+
+
+@pytest.mark.parametrize("C,H,W,hidden,k", [(32, 3, 3, 128, 3), (8, 7, 5, 16, 1), (4, 6, 6, 10, (3, 5))])
+def test_recurrent_parameter_formulas_match_the_modules(C, H, W, hidden, k):
+    counts = recurrent_parameters(C, H, W, hidden, kernel_size=k)
+    assert counts["lstm"] == count_parameters(nn.LSTM(C * H * W, hidden))
+    assert counts["convlstm"] == count_parameters(ConvLSTM(C, hidden, k))
+
+
+def test_convlstm_gates_are_far_cheaper_than_dense_gates_on_a_map():
+    # Seed 002's claim, in numbers: a 7x7x1024 MobileNet map into 256 units.
+    counts = recurrent_parameters(1024, 7, 7, hidden=256)
+    assert counts["lstm"] > 4 * counts["convlstm"]
+    # Only the dense version grows with the map's area.
+    bigger = recurrent_parameters(1024, 14, 14, hidden=256)
+    assert bigger["convlstm"] == counts["convlstm"] and bigger["lstm"] > 3.9 * counts["lstm"]

@@ -6,14 +6,19 @@ from dataclasses import asdict, fields
 
 from torch import nn
 
+from .cnn_convlstm import CNNConvLSTM, CNNConvLSTMConfig, count_parameters, recurrent_parameters
 from .cnn_lstm import CNNLSTM, CNNLSTMConfig
-from .encoders import FrameCNN
+from .encoders import FrameCNN, TorchvisionBackbone
 
-__all__ = ["CNNLSTM", "CNNLSTMConfig", "FrameCNN", "MODELS", "build_model", "model_config"]
+__all__ = [
+    "CNNConvLSTM", "CNNConvLSTMConfig", "CNNLSTM", "CNNLSTMConfig", "FrameCNN", "MODELS",
+    "TorchvisionBackbone", "build_model", "count_parameters", "model_config", "recurrent_parameters",
+]
 
 # name -> (model class, config dataclass); every model takes its config as first argument.
 MODELS: dict[str, tuple[type[nn.Module], type]] = {
     "cnn_lstm": (CNNLSTM, CNNLSTMConfig),
+    "cnn_convlstm": (CNNConvLSTM, CNNConvLSTMConfig),
 }
 
 

@@ -2,7 +2,8 @@
 
 A CNN-LSTM never shows its CNN a video. The CNN sees single frames ``(N, C, H, W)``;
 ``TimeDistributed`` feeds it all ``B*T`` frames of a batch at once. This file holds the small
-CNNs the course trains from scratch on 14x14 MNIST quadrants.
+CNNs the course trains from scratch on 14x14 MNIST quadrants, and torchvision's ImageNet
+models cut down to feature extractors, as seed 002 uses a pretrained MobileNet per frame.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from torch import nn
 
 from ..shapes import check_shape
 
-__all__ = ["FrameCNN", "conv_block"]
+__all__ = ["FrameCNN", "TorchvisionBackbone", "conv_block"]
 
 
 def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -81,3 +82,73 @@ class FrameCNN(nn.Module):
                          "TimeDistributed, or call fold_time(x).")
         maps = self.blocks(frames)                 # (N, C', H', W')
         return maps.flatten(1) if self.flatten else maps  # (N, C'*H'*W') or (N, C', H', W')
+
+
+# name -> (how to cut the classifier head off, channels of the map that remains)
+_BACKBONES = {
+    "mobilenet_v3_small": (lambda m: m.features, lambda m: m.classifier[0].in_features),
+    "mobilenet_v3_large": (lambda m: m.features, lambda m: m.classifier[0].in_features),
+    "resnet18": (lambda m: nn.Sequential(*list(m.children())[:-2]), lambda m: m.fc.in_features),
+    "resnet34": (lambda m: nn.Sequential(*list(m.children())[:-2]), lambda m: m.fc.in_features),
+}
+
+
+class TorchvisionBackbone(nn.Module):
+    """An ImageNet CNN from torchvision without its pooling and classifier: frames -> feature maps.
+
+    Seed 002 runs a pretrained MobileNet over every frame of a video with Keras'
+    ``TimeDistributed``; this is the PyTorch piece for that. ``weights=None`` (the default)
+    builds it untrained and needs no network. ``weights="DEFAULT"`` (or any torchvision weights
+    enum) loads ImageNet weights from torchvision's cache, downloading them once if needed;
+    with no network that fails fast with a clear error instead of hanging.
+
+    >>> backbone = TorchvisionBackbone("mobilenet_v3_small")
+    >>> backbone(torch.zeros(2, 3, 64, 64)).shape     # (N, 3, H, W) -> (N, 576, H/32, W/32)
+    torch.Size([2, 576, 2, 2])
+    >>> backbone.out_channels
+    576
+    """
+
+    def __init__(self, name: str = "mobilenet_v3_small", weights=None, download_timeout: float = 20.0) -> None:
+        super().__init__()
+        if name not in _BACKBONES:
+            raise ValueError(f"TorchvisionBackbone: unknown backbone {name!r}; choose one of {sorted(_BACKBONES)}")
+        import torchvision
+
+        model = _load_torchvision(torchvision.models.get_model, name, weights, download_timeout)
+        cut, channels = _BACKBONES[name]
+        self.name = name
+        self.out_channels = channels(model)
+        self.features = cut(model)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        check_shape(frames, "N C H W", what=f"{self.name} input", C=3,
+                    hint="ImageNet backbones read RGB frames; a video (B, T, 3, H, W) must be "
+                         "folded first: wrap the backbone in TimeDistributed.")
+        return self.features(frames)           # (N, C', H/32, W/32)
+
+    def extra_repr(self) -> str:
+        return f"{self.name!r}, out_channels={self.out_channels}"
+
+
+def _load_torchvision(get_model, name: str, weights, timeout: float) -> nn.Module:
+    if weights is None:
+        return get_model(name, weights=None)
+    import socket
+    import urllib.error
+
+    # torchvision's download has no timeout of its own: on a network that drops packets it would
+    # wait forever. A default socket timeout, only while loading, turns that into an error.
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout)
+    try:
+        return get_model(name, weights=weights)
+    except (urllib.error.URLError, OSError, ConnectionError) as e:
+        raise RuntimeError(
+            f"could not load pretrained {name} weights ({weights}): {e}. They come from the "
+            "internet the first time and are cached under $TORCH_HOME/hub/checkpoints. With no "
+            "network, use weights=None (an untrained backbone), or copy the weight file into "
+            "that folder on a machine that has one."
+        ) from e
+    finally:
+        socket.setdefaulttimeout(previous)
