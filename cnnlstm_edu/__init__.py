@@ -10,10 +10,10 @@ torch.Size([8, 1, 14, 14])
 __version__ = "0.1.0"
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .layers import TimeDistributed
+from .layers import ConvLSTM, Stateful, TimeDistributed
 from .shapes import ShapeError, flatten_spatial, fold_time, unfold_time
 
 __all__ = [
-    "ShapeError", "TimeDistributed", "flatten_spatial", "fold_time", "load_checkpoint",
+    "ConvLSTM", "ShapeError", "Stateful", "TimeDistributed", "flatten_spatial", "fold_time", "load_checkpoint",
     "save_checkpoint", "unfold_time",
 ]
