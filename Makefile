@@ -21,6 +21,7 @@ train: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/train_speed.py
+	$(PY) benchmarks/convlstm_speed.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -8,8 +8,8 @@ in a fresh process; the table reports the test accuracy on the 10,000 test digit
 over several seeds: median, worst and best. ``train_seconds`` is time spent in training steps;
 loading the data and the final evaluation are outside the budget (reported separately).
 
-    python benchmarks/train_speed.py                       # CPU: 10 s and 30 s budgets, 3 seeds
-    python benchmarks/train_speed.py --budgets 30 --repeats 5
+    python benchmarks/train_speed.py                       # CPU, the default runs below, 3 seeds
+    python benchmarks/train_speed.py --runs cnn_lstm:30 --repeats 5
     python benchmarks/train_speed.py --quick               # a 2 s smoke run, writes nothing
 """
 
@@ -44,34 +44,35 @@ def run_once(model: str, device: str, budget: float, seed: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--models", nargs="+", default=["cnn_lstm"])
+    parser.add_argument("--runs", nargs="+", default=["cnn_lstm:10", "cnn_lstm:30", "cnn_convlstm:60"],
+                        metavar="MODEL:SECONDS", help="model and time budget of each row")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--budgets", nargs="+", type=float, default=[10, 30])
     parser.add_argument("--repeats", type=int, default=3, help="seeds 0..repeats-1")
     parser.add_argument("--out", default=str(HERE / "train_speed.md"))
     parser.add_argument("--quick", action="store_true", help="one 2 s run, print, write nothing")
     args = parser.parse_args(argv)
     if args.quick:
-        args.budgets, args.repeats, args.out = [2], 1, None
+        args.runs, args.repeats, args.out = ["cnn_lstm:2"], 1, None
 
     rows = []
-    for model in args.models:
-        for budget in args.budgets:
-            runs = [run_once(model, args.device, budget, seed) for seed in range(args.repeats)]
-            accs = [r["test_acc"] for r in runs]
-            row = {
-                "model": model, "budget": budget, "device": runs[0]["device"],
-                "median": statistics.median(accs), "worst": min(accs), "best": max(accs),
-                "epochs": statistics.median(r["epochs"] for r in runs),
-                "steps": statistics.median(r["steps"] for r in runs),
-                "train_s": statistics.median(r["train_seconds"] for r in runs),
-                "wall_s": statistics.median(r["wall_seconds"] for r in runs),
-                "command": runs[0]["command"].replace("--seed 0", "--seed K"),
-            }
-            rows.append(row)
-            print(f"{model} {budget:g}s on {row['device']}: test_acc median {row['median']:.4f} "
-                  f"(worst {row['worst']:.4f}, best {row['best']:.4f}) over {len(runs)} seeds, "
-                  f"{row['epochs']:.2f} epochs", flush=True)
+    for spec in args.runs:
+        model, _, budget = spec.partition(":")
+        budget = float(budget)
+        runs = [run_once(model, args.device, budget, seed) for seed in range(args.repeats)]
+        accs = [r["test_acc"] for r in runs]
+        row = {
+            "model": model, "budget": budget, "device": runs[0]["device"],
+            "median": statistics.median(accs), "worst": min(accs), "best": max(accs),
+            "epochs": statistics.median(r["epochs"] for r in runs),
+            "steps": statistics.median(r["steps"] for r in runs),
+            "train_s": statistics.median(r["train_seconds"] for r in runs),
+            "wall_s": statistics.median(r["wall_seconds"] for r in runs),
+            "command": runs[0]["command"].replace("--seed 0", "--seed K"),
+        }
+        rows.append(row)
+        print(f"{model} {budget:g}s on {row['device']}: test_acc median {row['median']:.4f} "
+              f"(worst {row['worst']:.4f}, best {row['best']:.4f}) over {len(runs)} seeds, "
+              f"{row['epochs']:.2f} epochs", flush=True)
 
     if args.out:
         lines = [
