@@ -2,6 +2,7 @@
 
     python -m cnnlstm_edu train --model cnn_lstm --time-budget 30
     python -m cnnlstm_edu train --model cnn_lstm --epochs 1 --device cpu --json
+    python -m cnnlstm_edu trace --model cnn_lstm --depth 2
 
 Progress goes to stderr under a tqdm bar; with ``--json`` the last line on stdout is one JSON
 object with the run's results (``test_acc``, ``train_seconds``, ``epochs``, ``device``, ...).
@@ -52,6 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--save", metavar="PATH", default=None,
                        help="write the trained model as a safetensors checkpoint")
     train.add_argument("--json", action="store_true", help="print the results as one JSON line last")
+
+    trace = commands.add_parser("trace", help="print the shape trace of a built-in model",
+                                description="Run a model once on random frames (B, T, C, H, W) and "
+                                            "print every module's input and output shapes, axes named.")
+    trace.add_argument("--model", choices=sorted(MODELS), default="cnn_lstm")
+    trace.add_argument("--batch", type=_positive(int), default=2, help="B: clips in the batch")
+    trace.add_argument("--steps", type=_positive(int), default=4, help="T: frames per clip")
+    trace.add_argument("--depth", type=int, default=None, help="show modules at most this deep (0: the model)")
     return parser
 
 
@@ -125,8 +134,22 @@ def train_command(args: argparse.Namespace) -> dict:
     return result
 
 
+def trace_command(args: argparse.Namespace) -> str:
+    import torch
+
+    from .models import build_model
+    from .trace import trace_shapes
+
+    model = build_model(args.model)
+    config = model.config
+    frames = torch.randn(args.batch, args.steps, config.in_channels, config.frame_size, config.frame_size)
+    return str(trace_shapes(model, frames, depth=args.depth))  # (B, T, C, H, W) through every module
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "trace":
+        print(trace_command(args))
     if args.command == "train":
         try:
             result = train_command(args)
