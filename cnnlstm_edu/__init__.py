@@ -10,10 +10,12 @@ torch.Size([8, 1, 14, 14])
 __version__ = "0.1.0"
 
 from .checkpoint import load_checkpoint, save_checkpoint
+from .explain import explain, explain_shapes
 from .layers import ConvLSTM, Stateful, TimeDistributed
 from .shapes import ShapeError, flatten_spatial, fold_time, unfold_time
+from .trace import ShapeTrace, trace_shapes
 
 __all__ = [
-    "ConvLSTM", "ShapeError", "Stateful", "TimeDistributed", "flatten_spatial", "fold_time", "load_checkpoint",
-    "save_checkpoint", "unfold_time",
+    "ConvLSTM", "ShapeError", "ShapeTrace", "Stateful", "TimeDistributed", "explain", "explain_shapes",
+    "flatten_spatial", "fold_time", "load_checkpoint", "save_checkpoint", "trace_shapes", "unfold_time",
 ]
