@@ -657,19 +657,20 @@ class _Tracer(TorchFunctionMode):
         time_major = (first, second) == (("T",), ("B",)) or (by_size and x.shape[:2] == (T, B))
         batch_major = (first, second) == (("B",), ("T",)) or (by_size and x.shape[:2] == (B, T))
         perm = "(1, 0, 2)" if x.dim() == 3 else "(1, 0, 2, 3, 4)"
+        n0, n1 = x.shape[0], x.shape[1]
         if module.batch_first and time_major:
+            how = "is time-major" if not by_size else f"looks time-major: its sizes are (T={n0}, B={n1}, ...)"
             self.warn("time_major", name,
-                      f"{kind} has batch_first=True, so it reads (B, T, ...), but its input {shown} is "
-                      f"time-major (T={x.shape[0]}, B={x.shape[1]}, ...): it will treat the {x.shape[0]} "
-                      f"steps as clips and the {x.shape[1]} clips as steps. Move the data with "
-                      f"x.permute{perm} (a view or reshape would only relabel it), or build the layer "
+                      f"{kind} has batch_first=True, so it reads (B, T, ...), but its input {shown} {how}. "
+                      f"It will treat the {n0} steps as clips and the {n1} clips as steps. Move the data "
+                      f"with x.permute{perm} (a view or reshape would only relabel it), or build the layer "
                       "with batch_first=False.")
         elif not module.batch_first and batch_major:
+            how = "is batch-major" if not by_size else f"looks batch-major: its sizes are (B={n0}, T={n1}, ...)"
             self.warn("batch_major", name,
-                      f"{kind} has batch_first=False (nn.LSTM's default), so it reads (T, B, ...), but "
-                      f"its input {shown} is (B={x.shape[0]}, T={x.shape[1]}, ...): it will treat the "
-                      f"{x.shape[0]} clips as time steps. Build it with batch_first=True, or pass "
-                      f"x.permute{perm}.")
+                      f"{kind} has batch_first=False (nn.LSTM's default), so it reads (T, B, ...), but its "
+                      f"input {shown} {how}. It will treat the {n0} clips as time steps and the {n1} steps "
+                      f"as the batch. Build it with batch_first=True, or pass x.permute{perm}.")
 
     # --- every tensor operation between the modules ---
 
