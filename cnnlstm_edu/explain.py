@@ -496,6 +496,8 @@ def explain(error: BaseException, model: nn.Module | None = None, trace: ShapeTr
     >>> print(explain(KeyError("lstm")))
     explain() does not recognise this as one of the shape mistakes it knows ...
     """
+    if not isinstance(error, BaseException):
+        raise TypeError(f"explain takes the exception a model call raised, got {type(error).__name__}")
     advice = _diagnose(error, _context(error, model, trace))
     if advice is not None:
         return advice
