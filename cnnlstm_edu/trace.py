@@ -33,6 +33,7 @@ import re
 import textwrap
 import weakref
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -43,7 +44,7 @@ from .layers.lstm import LSTM as ScratchLSTM
 from .layers.lstm import LSTMCell as ScratchLSTMCell
 from .layers.time_distributed import TimeDistributed
 
-__all__ = ["AXIS_COLORS", "ShapeTrace", "TraceRow", "TraceWarning", "WARNING_KINDS", "format_shape",
+__all__ = ["AXIS_COLORS", "ShapeTrace", "Stage", "TraceRow", "TraceWarning", "WARNING_KINDS", "format_shape",
            "trace_shapes"]
 
 # One axis label is a tuple of "atoms": ("B",) is the batch, ("B", "T") the folded B*T axis,
@@ -293,6 +294,15 @@ class _Node:
             yield from child.preorder()
 
 
+class Stage(NamedTuple):
+    """One box of the pipeline drawing: what it is and the tensors it hands on."""
+
+    title: str                                 # "lstm: LSTM", "fold (B, T) -> B*T", ...
+    note: str                                  # a second line: the wrapper's name, "raised here"
+    tensors: list[tuple[str, tuple, tuple]]    # (name, shape, axes) of what comes out
+    inputs: list[tuple[str, tuple, tuple]]     # what went in, when it is worth comparing
+
+
 class ShapeTrace:
     """The result of :func:`trace_shapes`: ``rows`` in call order, ``warnings``, and views of them.
 
@@ -357,7 +367,7 @@ class ShapeTrace:
         for w in self.warnings:
             lines.append(textwrap.fill(f"warning: {w}", width=100, subsequent_indent="  "))
         if self.error is not None:
-            where = self.failed.name or "model" if self.failed else "model"
+            where = (self.failed.name if self.failed else "") or "model"
             lines.append(textwrap.fill(f"raised in {where}: {type(self.error).__name__}: {self.error}",
                                        width=100, subsequent_indent="  "))
         return "\n".join(lines)
@@ -404,43 +414,43 @@ class ShapeTrace:
 
     # --- matplotlib ---
 
-    def stages(self, depth: int = 2) -> list[tuple[str, str, list[tuple[str, tuple, tuple]]]]:
-        """The pipeline drawn by :meth:`plot`: ``(title, note, [(name, shape, axes), ...])`` per box.
+    def stages(self, depth: int = 2) -> list[Stage]:
+        """The pipeline that :meth:`plot` draws, one :class:`Stage` per box.
 
         Modules at most ``depth`` deep are boxes; a ``TimeDistributed`` becomes three: the fold
         (or the loop over T), its module, and the unfold (or the stack).
         """
-        stages = []
-        if self.rows:
-            root = self.rows[0]
-            stages.append(("input", "", list(zip(root.input_names, root.inputs, root.input_axes))))
+        if not self.rows:
+            return []
+        tensors = lambda names, shapes, axes: list(zip(names, shapes, axes))  # noqa: E731
+        root = self.rows[0]
+        stages = [Stage("input", "", tensors(root.input_names, root.inputs, root.input_axes), [])]
         children = _children(self.rows)
 
         def visit(i: int) -> None:
             row, kids = self.rows[i], children[i]
+            ins = tensors(row.input_names, row.inputs, row.input_axes)
             if row.type == "TimeDistributed" and kids and row.depth < depth:
                 inner = self.rows[kids[0]]
                 folded = any(a and "*" in a for a in (inner.input_axes[0] if inner.input_axes else ()))
                 title = "fold (B, T) -> B*T" if folded else f"loop: x[:, t], {inner.calls} calls"
-                stages.append((title, row.name, list(zip(inner.input_names, inner.inputs, inner.input_axes))))
+                stages.append(Stage(title, row.name, tensors(inner.input_names, inner.inputs, inner.input_axes), ins))
                 for k in kids:
                     visit(k)
                 title = "unfold B*T -> (B, T)" if folded else "stack the T results"
-                stages.append((title, row.name, list(zip(row.output_names, row.outputs, row.output_axes))))
+                stages.append(Stage(title, row.name, tensors(row.output_names, row.outputs, row.output_axes), []))
             elif kids and row.depth < depth:
                 for k in kids:
                     visit(k)
             else:
                 title = f"{row.name or 'model'}: {row.type}" + (f" x{row.calls}" if row.calls > 1 else "")
                 note = "raised here" if row.raised and not row.outputs else ""
-                stages.append((title, note, list(zip(row.output_names, row.outputs, row.output_axes))))
+                stages.append(Stage(title, note, tensors(row.output_names, row.outputs, row.output_axes), ins))
 
-        if self.rows:
-            if children[0] and depth > 0:
-                for k in children[0]:
-                    visit(k)
-            else:
-                visit(0)
+        for k in (children[0] if children[0] and depth > 0 else []):
+            visit(k)
+        if len(stages) == 1:
+            visit(0)
         return stages
 
     def plot(self, depth: int = 2, ax=None):
@@ -452,37 +462,38 @@ class ShapeTrace:
         >>> from cnnlstm_edu.models import build_model
         >>> trace = trace_shapes(build_model("cnn_lstm"), torch.randn(2, 4, 1, 14, 14))
         >>> fig = trace.plot()
-        >>> [title for title, _, _ in trace.stages()][:4]
+        >>> [stage.title for stage in trace.stages()][:4]
         ['input', 'fold (B, T) -> B*T', 'encoder.module: FrameCNN', 'unfold B*T -> (B, T)']
         """
         from matplotlib.figure import Figure
         from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
         stages = self.stages(depth)
-        rows_per_stage = [max(1, len(shapes)) for _, _, shapes in stages]
-        height = sum(rows_per_stage) * 0.42 + len(stages) * 0.45 + 0.6
+        # A line per tensor (two when there is a note under the title); drawn in inches down from 0.
+        rows_per_stage = [max(2 if stage.note else 1, len(stage.tensors)) for stage in stages]
+        line, pad, gap = 0.42, 0.12, 0.45
+        height = 0.6 + sum(n * line + pad for n in rows_per_stage) + gap * (len(stages) - 1)
         if ax is None:
-            fig = Figure(figsize=(10, height))
+            fig = Figure(figsize=(10, height))   # not pyplot: no global state, any backend
             ax = fig.add_axes((0, 0, 1, 1))
         else:
             fig = ax.figure
-        total = sum(rows_per_stage) * 0.42 + len(stages) * 0.45 + 0.6
         ax.set_xlim(0, 100)
-        ax.set_ylim(-total, 0)
+        ax.set_ylim(-height, 0)
         ax.axis("off")
         y = -0.3
         prev_bottom = None
-        for (title, note, shapes), n in zip(stages, rows_per_stage):
-            box_h = n * 0.42 + 0.12
+        previous = None
+        for (title, note, shapes, inputs), n in zip(stages, rows_per_stage):
+            box_h = n * line + pad
             top = y
             ax.add_patch(FancyBboxPatch((1, top - box_h), 98, box_h, boxstyle="round,pad=0.02,rounding_size=0.1",
                                         facecolor="#f7f7f7", edgecolor="#636363", linewidth=1))
             ax.text(2, top - 0.27, title, fontsize=9, fontweight="bold", va="center", family="monospace")
             if note:
-                ax.text(2, top - 0.27 - 0.42 * (n > 1), note, fontsize=7, va="center", color="#636363",
-                        family="monospace")
+                ax.text(2, top - 0.27 - line, note, fontsize=8, va="center", color="#636363", family="monospace")
             for k, (name, shape, axes) in enumerate(shapes):
-                cy = top - 0.27 - 0.42 * k
+                cy = top - 0.27 - line * k
                 x = 40.0
                 if len(shapes) > 1:
                     ax.text(x, cy, name, fontsize=8, va="center", family="monospace")
@@ -497,8 +508,12 @@ class ShapeTrace:
             if prev_bottom is not None:
                 ax.add_patch(FancyArrowPatch((50, prev_bottom), (50, top), arrowstyle="-|>", mutation_scale=10,
                                              color="#636363", linewidth=1))
-            prev_bottom = top - box_h
-            y = top - box_h - 0.45
+                # Work done between two modules (x[:, -1], a flatten) shows as a changed shape.
+                if inputs and previous and inputs[0][1] != previous[0][1]:
+                    ax.text(51.5, (prev_bottom + top) / 2, f"in: {format_shape(inputs[0][1], inputs[0][2])}",
+                            fontsize=7, va="center", color="#636363", family="monospace")
+            prev_bottom, previous = top - box_h, shapes
+            y = top - box_h - gap
         return fig
 
 
@@ -696,9 +711,14 @@ class _Tracer(TorchFunctionMode):
         if name in ("view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze", "view_as", "reshape_as"):
             return self._reshape(name, labels, in_shape, out_shape)
         if name == "permute":
-            dims = args[1:] if len(args) > 2 or not isinstance(args[1] if len(args) > 1 else None, (tuple, list)) else args[1]
-            dims = dims or kwargs.get("dims")
-            return tuple(labels[d] for d in dims)
+            dims = args[1] if len(args) == 2 and isinstance(args[1], (tuple, list)) else args[1:]
+            return tuple(labels[d] for d in (tuple(dims) or tuple(kwargs["dims"])))
+        if name in ("movedim", "moveaxis") and len(args) == 3 and all(isinstance(d, int) for d in args[1:]):
+            result = list(labels)
+            result.insert(args[2] % len(labels), result.pop(args[1] % len(labels)))
+            return tuple(result)
+        if name in _REDUCTIONS:
+            return _reduce(labels, args, kwargs, out.dim())
         if name in ("transpose", "swapaxes", "swapdims"):
             d0, d1 = (args[1], args[2]) if len(args) > 2 else (kwargs["dim0"], kwargs["dim1"])
             result = list(labels)
@@ -861,6 +881,21 @@ def _kept_sizes(shape, expanded):
         else:
             axis += 1
     return sizes + list(shape[axis:])
+
+
+_REDUCTIONS = ("sum", "mean", "amax", "amin", "std", "var", "prod", "logsumexp", "nansum", "nanmean")
+
+
+def _reduce(labels, args, kwargs, out_rank):
+    """Labels after a reduction over some axes: ``x.mean(1)`` on (B, T, F) averages T away."""
+    dims = args[1] if len(args) > 1 and not isinstance(args[1], bool) else kwargs.get("dim")
+    if dims is None:
+        return None
+    dims = {d % len(labels) for d in ((dims,) if isinstance(dims, int) else dims)}
+    keep = len(args) > 2 and args[2] is True or kwargs.get("keepdim", False)
+    result = tuple(None if k in dims else a for k, a in enumerate(labels)) if keep else \
+        tuple(a for k, a in enumerate(labels) if k not in dims)
+    return result if len(result) == out_rank else None
 
 
 def _feature_map(labels, in_shape, out_shape, spatial: int):

@@ -311,7 +311,7 @@ def test_html_colours_time_and_fold():
 
 def test_plot_draws_one_box_per_stage_with_fold_and_unfold():
     trace = trace_shapes(small_cnn_lstm(), video())
-    titles = [title for title, _, _ in trace.stages()]
+    titles = [stage.title for stage in trace.stages()]
     assert titles[:4] == ["input", "fold (B, T) -> B*T", "encoder.module: FrameCNN", "unfold B*T -> (B, T)"]
     assert titles[-1] == "classifier: Linear" and "lstm: LSTM" in titles
     assert len(titles) == len(trace.stages(depth=1)) + 2       # depth 1: the encoder is one box
@@ -319,7 +319,7 @@ def test_plot_draws_one_box_per_stage_with_fold_and_unfold():
     colours = {matplotlib.colors.to_hex(p.get_facecolor()) for p in fig.axes[0].patches}
     assert {AXIS_COLORS["time"], AXIS_COLORS["folded"], AXIS_COLORS["batch"]} <= colours
     loop = trace_shapes(small_cnn_lstm(td_mode="loop"), video())
-    assert loop.stages()[1][0] == "loop: x[:, t], 4 calls"
+    assert loop.stages()[1].title == "loop: x[:, t], 4 calls"
 
 
 def test_cli_prints_the_trace(capsys):
