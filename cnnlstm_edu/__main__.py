@@ -34,22 +34,45 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m cnnlstm_edu", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    train = commands.add_parser("train", help="train a model on MNIST quadrant sequences",
-                                description="Train on the bundled MNIST, each digit cut into four "
-                                            "14x14 quadrants read as a 4-step sequence.")
+    train = commands.add_parser(
+        "train", help="train a model (MNIST quadrant classifiers, Moving-MNIST next-frame)",
+        description="Train on the bundled MNIST: classifiers read each digit as four 14x14 "
+                    "quadrants, a 4-step sequence; next_frame forecasts Moving-MNIST videos.")
     train.add_argument("--model", choices=sorted(MODELS), default="cnn_lstm")
     train.add_argument("--order", default="1234",
                        help=f"quadrant order, a permutation of 1234 (the seed's: {', '.join(QUADRANT_ORDERS)})")
     train.add_argument("--epochs", type=_positive(float), default=None,
-                       help="passes over the 60,000 training digits (may be fractional)")
+                       help="passes over the training set (may be fractional)")
     train.add_argument("--time-budget", type=_positive(float), default=None,
                        help="seconds of training; the learning-rate schedule is fitted to it")
-    train.add_argument("--batch-size", type=_positive(int), default=128)
-    train.add_argument("--lr", type=_positive(float), default=4e-3, help="peak learning rate")
+    train.add_argument("--batch-size", type=_positive(int), default=None,
+                       help="default: 128 for classifiers, 32 for next_frame")
+    train.add_argument("--lr", type=_positive(float), default=None,
+                       help="peak learning rate (default: 4e-3 for classifiers, 3e-3 for next_frame)")
     train.add_argument("--hidden-size", type=_positive(int), default=None, help="LSTM hidden units (ConvLSTM: hidden channels)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1 ...")
     train.add_argument("--threads", type=_positive(int), default=None, help="CPU threads for torch")
+    tricks = train.add_argument_group("training tricks (seed 003)")
+    tricks.add_argument("--dropout", type=float, default=None,
+                        help="dropout on the recurrent layer's input and output, and between stacked layers")
+    tricks.add_argument("--weight-decay", type=float, default=0.0, help="weight decay on everything but the recurrent weights")
+    tricks.add_argument("--lstm-weight-decay", type=float, default=0.0,
+                        help="weight decay on the recurrent layers' weights only (never biases, never the CNN)")
+    tricks.add_argument("--clip-grad", type=_positive(float), default=None, metavar="NORM",
+                        help="clip the global gradient norm to NORM")
+    tricks.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw",
+                        help="sgd (momentum 0.9) shows exploding gradients and clipping most plainly")
+    tricks.add_argument("--curriculum", type=_positive(int), nargs="?", const=1, default=None, metavar="UNROLL",
+                        help="Re3 unroll curriculum starting at UNROLL steps (default 1): double the "
+                             "unroll and halve the batch at each validation plateau")
+    feed = tricks.add_mutually_exclusive_group()
+    feed.add_argument("--teacher-forcing", dest="sampling", action="store_const", const="teacher_forcing",
+                      help="next_frame: always feed the true previous frame in training")
+    feed.add_argument("--scheduled-sampling", dest="sampling", action="store_const", const="scheduled",
+                      help="next_frame: feed the model's own previous output with a rising probability")
+    tricks.add_argument("--sampling-max", type=float, default=0.5,
+                        help="the probability scheduled sampling rises to (default 0.5)")
     train.add_argument("--save", metavar="PATH", default=None,
                        help="write the trained model as a safetensors checkpoint")
     train.add_argument("--json", action="store_true", help="print the results as one JSON line last")
@@ -64,73 +87,131 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Per model: the data it learns from and the defaults that train it well on a CPU.
+DEFAULTS = {
+    "cnn_lstm": {"batch_size": 128, "lr": 4e-3, "epochs": 2.0},
+    "cnn_convlstm": {"batch_size": 128, "lr": 4e-3, "epochs": 2.0},
+    "next_frame": {"batch_size": 32, "lr": 3e-3, "time_budget": 120.0},
+}
+
+
+def load_data(args: argparse.Namespace):
+    """(train, test, objective) for ``args.model``."""
+    if args.model == "next_frame":
+        from .data.moving_mnist import moving_mnist
+        from .models.next_frame import NextFrameObjective
+
+        # Test videos use MNIST's test digits and their own seed: nothing seen in training.
+        train = (moving_mnist(12000, split="train", seed=args.seed), None)   # (N, 10, 1, 32, 32)
+        test = (moving_mnist(1000, split="test", seed=10_000 + args.seed), None)
+        return train, test, NextFrameObjective(context=5, horizon=5)
+    from .data import load_mnist, quadrant_sequences
+
+    train_images, train_labels = load_mnist("train")
+    test_images, test_labels = load_mnist("test")
+    train = (quadrant_sequences(train_images, args.order), train_labels)   # (60000, 4, 1, 14, 14)
+    test = (quadrant_sequences(test_images, args.order), test_labels)      # (10000, 4, 1, 14, 14)
+    return train, test, None
+
+
 def train_command(args: argparse.Namespace) -> dict:
     import torch
     from tqdm.auto import tqdm
 
     from . import save_checkpoint
-    from .data import load_mnist, quadrant_sequences
     from .models import MODELS, build_model
-    from .train import fit
+    from .train import Curriculum, fit
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.epochs is None and args.time_budget is None:
-        args.epochs = 2.0
-    t_load = time.perf_counter()
-    train_images, train_labels = load_mnist("train")
-    test_images, test_labels = load_mnist("test")
-    train = (quadrant_sequences(train_images, args.order), train_labels)   # (60000, 4, 1, 14, 14)
-    test = (quadrant_sequences(test_images, args.order), test_labels)      # (10000, 4, 1, 14, 14)
-    load_seconds = time.perf_counter() - t_load
+    defaults = DEFAULTS[args.model]
+    batch_size = args.batch_size or defaults["batch_size"]
+    lr = args.lr or defaults["lr"]
+    epochs, budget = args.epochs, args.time_budget
+    if epochs is None and budget is None:
+        epochs, budget = defaults.get("epochs"), defaults.get("time_budget")
 
     config = {}
+    _, config_cls = MODELS[args.model]
     if args.hidden_size:   # the LSTM's hidden_size, or the ConvLSTM's hidden_channels
-        _, config_cls = MODELS[args.model]
-        hidden = "hidden_size" if "hidden_size" in config_cls.__dataclass_fields__ else "hidden_channels"
-        config[hidden] = args.hidden_size
+        config["hidden_size" if "hidden_size" in config_cls.__dataclass_fields__ else "hidden_channels"] = args.hidden_size
+    if args.dropout is not None:
+        if "dropout" not in config_cls.__dataclass_fields__:
+            raise ValueError(f"--dropout: the {args.model} model has no dropout option")
+        config["dropout"] = args.dropout
     model = build_model(args.model, **config)
     n_params = sum(p.numel() for p in model.parameters())
 
+    t_load = time.perf_counter()
+    train, test, objective = load_data(args)
+    load_seconds = time.perf_counter() - t_load
+
     # The bar counts seconds when the run is limited by time, steps otherwise.
-    by_time = args.time_budget is not None
-    bar = tqdm(total=args.time_budget if by_time else None, unit="s" if by_time else "step",
+    by_time = budget is not None
+    bar = tqdm(total=budget if by_time else None, unit="s" if by_time else "step",
                file=sys.stderr, disable=None, dynamic_ncols=True,
                bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f}s [{elapsed}{postfix}]" if by_time else None)
-    history = []
-    last = None
-    for event in fit(model, train, test, epochs=args.epochs, time_budget=args.time_budget,
-                     batch_size=args.batch_size, lr=args.lr, device=args.device, seed=args.seed):
+    history, curriculum_log, norm_max = [], [], 0.0
+    start = last = None
+    events = fit(model, train, test, epochs=epochs, time_budget=budget, batch_size=batch_size, lr=lr,
+                 weight_decay=args.weight_decay, recurrent_weight_decay=args.lstm_weight_decay,
+                 clip_grad=args.clip_grad, optimizer=args.optimizer,
+                 curriculum=Curriculum(start_unroll=args.curriculum) if args.curriculum else None,
+                 sampling=args.sampling, sampling_max=args.sampling_max, objective=objective,
+                 device=args.device, seed=args.seed)
+    for event in events:
         if event.kind == "start":
+            start = event
             bar.set_description(f"{args.model} on {event.device}")
             if event.total_steps and not by_time:
                 bar.total = event.total_steps
         elif event.kind == "step":
             bar.update((event.seconds if by_time else event.step) - bar.n)
-            bar.set_postfix(epoch=f"{event.epoch:.2f}", loss=f"{event.loss:.3f}",
-                            acc=f"{event.accuracy:.3f}", refresh=False)
+            norm_max = max(norm_max, event.grad_norm_max)
+            postfix = {"epoch": f"{event.epoch:.2f}", "loss": f"{event.loss:.3f}"}
+            if event.accuracy == event.accuracy:                     # not NaN: a classifier
+                postfix["acc"] = f"{event.accuracy:.3f}"
+            if event.unroll is not None:
+                postfix.update(unroll=event.unroll, batch=event.batch_size)
+            bar.set_postfix(postfix, refresh=False)
+        elif event.kind == "curriculum":
+            bar.write(f"plateau at step {event.step}: unroll {event.unroll}, batch {event.batch_size}, "
+                      f"sampling p {event.sampling_p:.2f}", file=sys.stderr)
+            curriculum_log.append({"step": event.step, "unroll": event.unroll,
+                                   "batch_size": event.batch_size, "sampling_p": event.sampling_p})
         elif event.kind == "eval":
-            bar.write(f"epoch {event.epoch:.0f}: test_acc={event.test_acc:.4f} "
-                      f"test_loss={event.test_loss:.4f} ({event.seconds:.1f}s)", file=sys.stderr)
+            bar.write(f"epoch {event.epoch:.0f}: test_loss={event.test_loss:.4f}"
+                      + (f" test_acc={event.test_acc:.4f}" if event.test_acc == event.test_acc else "")
+                      + f" ({event.seconds:.1f}s)", file=sys.stderr)
             history.append({"epoch": event.epoch, "seconds": round(event.seconds, 2),
-                            "test_acc": event.test_acc})
+                            "test_loss": event.test_loss, "test_acc": event.test_acc})
         last = event
     bar.close()
 
     result = {
-        "model": args.model, "order": args.order, "test_acc": last.test_acc,
-        "test_loss": last.test_loss, "train_seconds": round(last.seconds, 3),
+        "model": args.model, "test_acc": last.test_acc, "test_loss": last.test_loss,
+        **last.extra["test"], "train_seconds": round(last.seconds, 3),
         "epochs": round(last.epoch, 4), "steps": last.step, "device": last.device,
-        "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+        "batch_size": batch_size, "lr": lr, "seed": args.seed, "optimizer": args.optimizer,
+        "clip_grad": args.clip_grad, "max_grad_norm": norm_max, "sampling": args.sampling,
+        "param_groups": [{k: g[k] for k in ("name", "weight_decay", "parameters")}
+                         for g in start.extra["param_groups"]],
+        "curriculum": curriculum_log if args.curriculum else None,
         "threads": torch.get_num_threads(), "parameters": n_params,
-        "load_seconds": round(load_seconds, 3), "history": history,
-        "torch": torch.__version__,
+        "load_seconds": round(load_seconds, 3), "history": history, "torch": torch.__version__,
     }
+    if args.model != "next_frame":
+        result["order"] = args.order
     if args.save:
         save_checkpoint(model, args.save, order=args.order, test_acc=last.test_acc)
         result["saved"] = args.save
-    print(f"test accuracy {last.test_acc:.2%} after {last.seconds:.1f}s of training "
-          f"({last.epoch:.2f} epochs, {last.step} steps) on {last.device}", file=sys.stderr)
+    if "test_mse" in last.extra["test"]:
+        m = last.extra["test"]
+        summary = f"test MSE {m['test_mse']:.5f} vs copy-last {m['copy_last_mse']:.5f} (ratio {m['ratio']:.3f})"
+    else:
+        summary = f"test accuracy {last.test_acc:.2%}"
+    print(f"{summary} after {last.seconds:.1f}s of training ({last.epoch:.2f} epochs, {last.step} "
+          f"steps) on {last.device}", file=sys.stderr)
     return result
 
 
@@ -157,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 2
         if args.json:
-            print(json.dumps(result))
+            # NaN is not JSON: a metric the model does not have (a forecaster's accuracy) is null.
+            print(json.dumps({k: None if isinstance(v, float) and v != v else v for k, v in result.items()}))
     return 0
 
 

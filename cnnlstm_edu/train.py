@@ -1,4 +1,4 @@
-"""fit(): the training loop as a generator of events.
+"""fit(): the training loop as a generator of events, with seed 003's training tricks as options.
 
 The loop is written once and watched three ways: the CLI prints its events under a progress
 bar, the notebooks plot them, the app streams them to the browser. Because ``fit`` *yields*,
@@ -16,6 +16,22 @@ What makes it fast on small data (pytorch/examples' MNIST loop, minus the DataLo
 - channels-last weights (the layout oneDNN and cuDNN convolutions prefer: 1.3x faster steps
   on a 2-core CPU for the quadrant CNN-LSTM), and bf16 autocast on CUDA; float32 on a CPU.
 
+The tricks of seed 003, each an option a lesson can switch on and off:
+
+- ``recurrent_weight_decay``: weight decay on the recurrent layers' weights only, never on
+  their biases or on the CNN (a separate optimizer parameter group, chosen by module type and
+  parameter name, and listed in the "start" event);
+- ``clip_grad``: clip the global gradient norm; every step event reports the norm *before*
+  clipping, so a plot shows the explosions being cut;
+- ``curriculum``: Re3's unroll curriculum (:class:`Curriculum`): many short sequences first,
+  then at each plateau of the validation loss twice the unroll and half the batch;
+- ``sampling``: for models that feed their own output back in (next-frame prediction),
+  ``"teacher_forcing"`` always feeds the truth; ``"scheduled"`` feeds the model's own previous
+  output with a probability that rises during training (Bengio et al. 2015).
+
+What is computed per batch (the loss) and on the test set (the metrics) comes from an
+*objective*: :class:`Classification` by default, ``NextFrameObjective`` for next-frame models.
+
 With ``epochs=`` (and no time budget) a CPU run is reproducible: same seed, same numbers.
 """
 
@@ -31,12 +47,17 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["Event", "fit", "evaluate", "resolve_device", "device_name", "to_float"]
+__all__ = ["Event", "Curriculum", "Classification", "fit", "evaluate", "resolve_device",
+           "device_name", "to_float", "parameter_groups", "RECURRENT_TYPES"]
 
 
 @dataclass
 class Event:
-    """One thing that happened in training. ``kind`` is "start", "step", "eval" or "end"."""
+    """One thing that happened in training.
+
+    ``kind`` is "start", "step" (every ``log_every`` steps), "eval" (test metrics after an
+    epoch), "curriculum" (the unroll just doubled) or "end" (final test metrics).
+    """
 
     kind: str
     step: int                        # optimizer steps taken so far
@@ -46,15 +67,83 @@ class Event:
     lr: float = math.nan             # learning rate of the last step
     loss: float = math.nan           # mean training loss since the previous step event
     accuracy: float = math.nan       # mean training accuracy since the previous step event
-    grad_norm: float = math.nan      # global gradient norm of the last step (before any clipping)
+    grad_norm: float = math.nan      # global gradient norm of the last step, before clipping
+    grad_norm_max: float = math.nan  # the largest of those since the previous step event
     test_loss: float = math.nan      # on the held-out set ("eval" and "end" events)
     test_acc: float = math.nan
     batch_size: int = 0
-    total_steps: int | None = None   # known when training by epochs
-    extra: dict = field(default_factory=dict)
+    unroll: int | None = None        # time steps per training sequence (None: all of them)
+    sampling_p: float = 0.0          # chance of feeding the model's own output (scheduled sampling)
+    total_steps: int | None = None   # known when training by epochs with a fixed batch size
+    extra: dict = field(default_factory=dict)  # objective metrics ("test"), parameter groups, ...
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if not (isinstance(v, float) and math.isnan(v))}
+
+
+@dataclass
+class Curriculum:
+    """Re3's unroll curriculum (Gordon et al. 2018; seed 003, point 3).
+
+    Training starts on the first ``start_unroll`` steps of each sequence, with a batch
+    ``T / start_unroll`` times larger than ``fit``'s ``batch_size`` (as many frames per step).
+    Every ``check_every`` steps the loss on a held-out slice of the training data
+    (``val_size`` sequences) is measured; after ``patience`` checks without a relative
+    improvement of ``min_delta``, the loss has plateaued: the unroll doubles (up to T) and the
+    batch halves (down to ``batch_size``). With scheduled sampling, each increase also raises
+    the chance of feeding the model's own output by ``sampling_step`` (Re3 uses 0.25).
+    """
+
+    start_unroll: int = 1
+    patience: int = 2
+    min_delta: float = 0.01
+    check_every: int = 50
+    val_size: int = 1000
+    sampling_step: float = 0.25
+
+
+RECURRENT_TYPES: tuple[type[nn.Module], ...] = (nn.RNNBase, nn.LSTMCell, nn.GRUCell, nn.RNNCell)
+
+
+def _recurrent_types() -> tuple[type[nn.Module], ...]:
+    # The package's own recurrent layers count too; imported here to keep this module's
+    # import light.
+    from .layers.convlstm import ConvLSTM, ConvLSTMCell
+    from .layers.lstm import LSTM, LSTMCell
+    return RECURRENT_TYPES + (ConvLSTM, ConvLSTMCell, LSTM, LSTMCell)
+
+
+def parameter_groups(model: nn.Module, weight_decay: float = 0.0,
+                     recurrent_weight_decay: float = 0.0) -> list[dict]:
+    """Optimizer parameter groups: recurrent layers' weights apart from everything else.
+
+    A parameter is a *recurrent weight* when it belongs directly to an LSTM/GRU/RNN/ConvLSTM
+    module (or cell) and its name starts with ``weight``: ``weight_ih_l0``, ``weight_hh_l0``,
+    peephole weights. Biases and the CNN's weights go to the other group.
+
+    >>> from cnnlstm_edu.models import build_model
+    >>> groups = parameter_groups(build_model("cnn_lstm"), recurrent_weight_decay=1e-3)
+    >>> [(g["name"], g["weight_decay"], g["names"]) for g in groups][0]
+    ('recurrent weights', 0.001, ['lstm.weight_ih_l0', 'lstm.weight_hh_l0'])
+    """
+    recurrent_types = _recurrent_types()
+    recurrent: dict[int, str] = {}
+    for module_name, module in model.named_modules():
+        if isinstance(module, recurrent_types):
+            for name, p in module.named_parameters(recurse=False):
+                if name.startswith("weight"):
+                    recurrent[id(p)] = f"{module_name}.{name}" if module_name else name
+    rec, other = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (rec if id(p) in recurrent else other).append((name, p))
+    groups = [
+        {"name": "recurrent weights", "weight_decay": recurrent_weight_decay, "names": [n for n, _ in rec],
+         "params": [p for _, p in rec]},
+        {"name": "everything else", "weight_decay": weight_decay, "names": [n for n, _ in other],
+         "params": [p for _, p in other]},
+    ]
+    return [g for g in groups if g["params"]]
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -89,10 +178,16 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
     return images.float()
 
 
+def _autocast(device: torch.device):
+    # bf16 autocast roughly doubles matmul/conv throughput on recent GPUs and needs no loss
+    # scaling; on a CPU it is slower than float32 for models this small, so it stays off.
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000,
              device: str | torch.device | None = None) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of ``model`` on ``(x, y)``, in eval mode.
+    """Mean cross-entropy and accuracy of a classifier on ``(x, y)``, in eval mode.
 
     The model's train/eval mode is restored afterwards.
     """
@@ -113,10 +208,31 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     return total_loss / len(x), correct / len(x)
 
 
-def _autocast(device: torch.device):
-    # bf16 autocast roughly doubles matmul/conv throughput on recent GPUs and needs no loss
-    # scaling; on a CPU it is slower than float32 for models this small, so it stays off.
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+class Classification:
+    """Cross-entropy on the last step's logits; a sequence label per clip.
+
+    With an unroll curriculum the model reads only the first ``unroll`` steps of each clip
+    and must already name its label: for MNIST quadrants, the digit from its first quarters.
+    """
+
+    name = "classification"
+    feeds_back_output = False        # scheduled sampling makes no sense for it
+
+    def loss(self, model, x, y, *, unroll=None, sampling_p=0.0, generator=None):
+        if unroll is not None:
+            x = x[:, :unroll]                                   # (b, unroll, C, H, W)
+        logits = model(x)                                       # (b, classes)
+        loss = F.cross_entropy(logits.float(), y)
+        return loss, (logits.detach().argmax(-1) == y).sum()
+
+    def evaluate(self, model, x, y, device) -> dict:
+        loss, acc = evaluate(model, x, y, device=device)
+        return {"test_loss": loss, "test_acc": acc}
+
+    def validation_loss(self, model, x, y, device, unroll=None) -> float:
+        with torch.no_grad(), _autocast(device):
+            logits = model(to_float(x[:, :unroll] if unroll else x).to(device))
+            return F.cross_entropy(logits.float(), y.to(device)).item()
 
 
 def _stop_requested(stop) -> bool:
@@ -127,19 +243,58 @@ def _stop_requested(stop) -> bool:
     return bool(stop())
 
 
-def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
-        test: tuple[torch.Tensor, torch.Tensor] | None = None, *,
+def _check_options(epochs, time_budget, batch_size, lr, warmup, clip_grad, sampling, sampling_max,
+                   optimizer, curriculum, objective, steps_in_data):
+    if epochs is None and time_budget is None:
+        raise ValueError("fit needs epochs=, time_budget= (seconds), or both")
+    if epochs is not None and epochs <= 0 or time_budget is not None and time_budget <= 0:
+        raise ValueError(f"epochs and time_budget must be positive, got epochs={epochs}, "
+                         f"time_budget={time_budget}")
+    if batch_size < 1 or lr <= 0 or not 0 <= warmup < 1:
+        raise ValueError(f"need batch_size >= 1, lr > 0 and 0 <= warmup < 1; got batch_size="
+                         f"{batch_size}, lr={lr}, warmup={warmup}")
+    if clip_grad is not None and not clip_grad > 0:
+        raise ValueError(f"clip_grad is a maximum gradient norm and must be positive, got {clip_grad}")
+    if optimizer not in ("adamw", "sgd"):
+        raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {optimizer!r}")
+    if sampling not in (None, "teacher_forcing", "scheduled"):
+        raise ValueError(f"sampling must be None, 'teacher_forcing' or 'scheduled', got {sampling!r}")
+    if sampling is not None and not objective.feeds_back_output:
+        raise ValueError(
+            f"sampling={sampling!r} needs a model that feeds its own previous output back in as "
+            f"its next input (next-frame prediction); a {objective.name} model outputs one label "
+            "per sequence, so there is nothing to feed back. Leave sampling=None."
+        )
+    if not 0 <= sampling_max <= 1:
+        raise ValueError(f"sampling_max is a probability, got {sampling_max}")
+    if curriculum is not None:
+        if not 1 <= curriculum.start_unroll < steps_in_data:
+            raise ValueError(
+                f"curriculum.start_unroll must be at least 1 and shorter than the sequences "
+                f"(T={steps_in_data}), got {curriculum.start_unroll}: a curriculum starts short "
+                "and grows to the full length."
+            )
+        if curriculum.patience < 1 or curriculum.check_every < 1 or curriculum.val_size < 1:
+            raise ValueError(f"curriculum: patience, check_every and val_size must be >= 1, got {curriculum}")
+
+
+def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor | None],
+        test: tuple[torch.Tensor, torch.Tensor | None] | None = None, *,
         epochs: float | None = None, time_budget: float | None = None,
-        batch_size: int = 128, lr: float = 4e-3, weight_decay: float = 1e-4,
-        warmup: float = 0.2, device: str | torch.device = "auto", seed: int = 0,
-        log_every: int = 10, eval_every_epoch: bool = True,
+        batch_size: int = 128, lr: float = 4e-3, weight_decay: float = 0.0,
+        recurrent_weight_decay: float = 0.0, clip_grad: float | None = None,
+        optimizer: str = "adamw", warmup: float = 0.2, curriculum: Curriculum | None = None,
+        sampling: str | None = None, sampling_max: float = 0.5, objective=None,
+        device: str | torch.device = "auto", seed: int = 0, log_every: int = 10,
+        eval_every_epoch: bool = True,
         stop: threading.Event | Callable[[], bool] | None = None) -> Iterator[Event]:
-    """Train ``model`` with cross-entropy on ``train = (x, y)``; yield :class:`Event` s.
+    """Train ``model`` on ``train = (x, y)``; yield :class:`Event` s.
 
     Give ``epochs`` (may be fractional), ``time_budget`` in seconds, or both (whichever ends
     first; the learning-rate cycle follows the time budget when one is given). ``x`` may be
-    uint8 (scaled to [0, 1] here) or float. The model is moved to the device and trained in
-    place; the last event has kind "end" and the final test metrics.
+    uint8 (scaled to [0, 1] here) or float; ``y`` may be ``None`` for objectives that need no
+    labels. The model is moved to the device and trained in place; the last event has kind
+    "end" and the final test metrics.
 
     >>> from cnnlstm_edu.models.cnn_lstm import CNNLSTM
     >>> x, y = torch.rand(64, 4, 1, 14, 14), torch.randint(0, 10, (64,))
@@ -149,43 +304,54 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
     >>> events[-1].step, events[-1].epoch
     (2, 1.0)
     """
-    if epochs is None and time_budget is None:
-        raise ValueError("fit needs epochs=, time_budget= (seconds), or both")
-    if epochs is not None and epochs <= 0 or time_budget is not None and time_budget <= 0:
-        raise ValueError(f"epochs and time_budget must be positive, got epochs={epochs}, "
-                         f"time_budget={time_budget}")
-    if batch_size < 1 or lr <= 0 or not 0 <= warmup < 1:
-        raise ValueError(f"need batch_size >= 1, lr > 0 and 0 <= warmup < 1; got batch_size="
-                         f"{batch_size}, lr={lr}, warmup={warmup}")
+    objective = objective or Classification()
     x_train, y_train = train
-    if len(x_train) != len(y_train) or len(x_train) == 0:
+    if len(x_train) == 0 or y_train is not None and len(x_train) != len(y_train):
         raise ValueError(f"train: x and y must have the same, non-zero length; got {len(x_train)} "
-                         f"and {len(y_train)}")
+                         f"and {None if y_train is None else len(y_train)}")
+    T = x_train.shape[1] if x_train.dim() > 1 else 1
+    _check_options(epochs, time_budget, batch_size, lr, warmup, clip_grad, sampling, sampling_max,
+                   optimizer, curriculum, objective, T)
 
     device = resolve_device(device)
     name = device_name(device)
     torch.manual_seed(seed)
     shuffle = torch.Generator(device="cpu").manual_seed(seed)
+    coins = torch.Generator(device="cpu").manual_seed(seed + 1)   # scheduled-sampling draws
 
     # The whole data set on the device, once: a batch is then a single index operation.
     x_train = to_float(x_train.to(device))
-    y_train = y_train.to(device)
+    y_train = y_train.to(device) if y_train is not None else None
+    x_val = y_val = None
+    if curriculum is not None:
+        # The plateau test needs data the model does not train on: the last val_size sequences.
+        k = min(curriculum.val_size, len(x_train) // 5)
+        x_train, x_val = x_train[:-k], x_train[-k:]
+        if y_train is not None:
+            y_train, y_val = y_train[:-k], y_train[-k:]
     model.to(device, memory_format=torch.channels_last)  # reaches only the 4-D conv weights
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
 
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay,
-                            **({"fused": True} if device.type == "cuda" else {}))
-    n = len(x_train)
-    steps_per_epoch = math.ceil(n / batch_size)
-    total_steps = math.ceil(epochs * steps_per_epoch) if epochs is not None else None
+    groups = parameter_groups(model, weight_decay, recurrent_weight_decay)
+    params = [{"params": g["params"], "weight_decay": g["weight_decay"]} for g in groups]
+    if optimizer == "sgd":
+        opt = torch.optim.SGD(params, lr=lr, momentum=0.9)
+    else:
+        opt = torch.optim.AdamW(params, lr=lr, **({"fused": True} if device.type == "cuda" else {}))
+    all_params = [p for g in groups for p in g["params"]]
 
-    def progress(step: int, seconds: float) -> float:
-        """Fraction of training done, 0..1: by the clock when there is a budget, else by steps."""
-        if time_budget is not None:
-            p = seconds / time_budget
-            return max(p, step / total_steps) if total_steps else p
-        return step / total_steps
+    n = len(x_train)
+    total_samples = epochs * n if epochs is not None else None
+    unroll = curriculum.start_unroll if curriculum else None
+    cur_batch = min(batch_size * T // unroll, n) if curriculum else batch_size
+    total_steps = math.ceil(total_samples / batch_size) if total_samples and not curriculum else None
+    increases, best_val, checks_since_best = 0, math.inf, 0
+
+    def progress(samples: int, seconds: float) -> float:
+        """Fraction of training done, 0..1: by the clock when there is a budget, else by samples."""
+        by_samples = samples / total_samples if total_samples else 0.0
+        return max(seconds / time_budget, by_samples) if time_budget is not None else by_samples
 
     def lr_at(p: float) -> float:
         # One cycle: linear warm-up to lr, then cosine down to lr/1000.
@@ -195,65 +361,91 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
         q = (p - warmup) / (1 - warmup)
         return lr * (1e-3 + (1 - 1e-3) * 0.5 * (1 + math.cos(math.pi * q)))
 
+    def sampling_p_at(p: float) -> float:
+        if sampling != "scheduled":
+            return 0.0
+        if curriculum is not None:                          # Re3: a step up per unroll increase
+            return min(sampling_max, curriculum.sampling_step * increases)
+        return sampling_max * min(p, 1.0)                   # linear ramp over training
+
     def sync():
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    step, seconds = 0, 0.0
-    yield Event("start", 0, 0.0, 0.0, name, lr=lr_at(0), batch_size=batch_size,
-                total_steps=total_steps)
+    def event(kind, **kw):
+        return Event(kind, step, epoch, seconds, name, lr=cur_lr, batch_size=cur_batch,
+                     unroll=unroll, sampling_p=cur_p, total_steps=total_steps, **kw)
+
+    step, seconds, samples, epoch = 0, 0.0, 0, 0.0
+    cur_lr, cur_p = lr_at(0), sampling_p_at(0)
+    yield event("start", extra={"objective": objective.name, "optimizer": optimizer, "param_groups": [
+        {"name": g["name"], "weight_decay": g["weight_decay"], "parameters": g["names"]} for g in groups]})
     model.train()
     run_loss = torch.zeros((), device=device)
     run_correct = torch.zeros((), device=device)
-    run_seen, last_norm, done = 0, math.nan, False
-    epoch_i, epoch, cur_lr = 0, 0.0, lr_at(0)
+    run_norm_max = torch.zeros((), device=device)
+    run_seen, done, epoch_i = 0, False, 0
     while not done:
         order = torch.randperm(n, generator=shuffle).to(device)
-        for start in range(0, n, batch_size):
+        pos = 0
+        while pos < n:
             if _stop_requested(stop):                        # asked while we were yielding
                 done = True
                 break
             t0 = time.perf_counter()
-            idx = order[start:start + batch_size]
-            xb, yb = x_train[idx], y_train[idx]              # (b, T, C, H, W), (b,)
-            cur_lr = lr_at(progress(step, seconds))
+            idx = order[pos:pos + cur_batch]
+            pos += len(idx)
+            xb = x_train[idx]                                # (b, T, C, H, W)
+            yb = y_train[idx] if y_train is not None else None
+            p = progress(samples, seconds)
+            cur_lr, cur_p = lr_at(p), sampling_p_at(p)
             for group in opt.param_groups:
                 group["lr"] = cur_lr
             with _autocast(device):
-                logits = model(xb)
-                loss = F.cross_entropy(logits.float(), yb)
+                loss, correct = objective.loss(model, xb, yb, unroll=unroll, sampling_p=cur_p,
+                                               generator=coins)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            log_now = (step + 1) % log_every == 0
-            if log_now:
-                # The global gradient norm costs one reduction; take it only when reporting.
-                last_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), math.inf).item()
+            # clip_grad_norm_ returns the norm *before* clipping; with no limit it only measures.
+            norm = torch.nn.utils.clip_grad_norm_(all_params, clip_grad or math.inf)
             opt.step()
             step += 1
-            run_loss += loss.detach() * len(yb)
-            run_correct += (logits.detach().argmax(-1) == yb).sum()
-            run_seen += len(yb)
+            samples += len(idx)
+            run_loss += loss.detach() * len(idx)
+            run_correct += correct
+            run_norm_max = torch.maximum(run_norm_max, norm.detach())
+            run_seen += len(idx)
             sync()
             seconds += time.perf_counter() - t0
-            epoch = epoch_i + min(start + batch_size, n) / n
-            done = (total_steps is not None and step >= total_steps) or \
+            epoch = epoch_i + pos / n
+            done = (total_samples is not None and samples >= total_samples) or \
                    (time_budget is not None and seconds >= time_budget) or _stop_requested(stop)
-            if log_now or done:
-                yield Event("step", step, epoch, seconds, name, lr=cur_lr,
-                            loss=run_loss.item() / run_seen, accuracy=run_correct.item() / run_seen,
-                            grad_norm=last_norm, batch_size=batch_size, total_steps=total_steps)
-                run_loss.zero_(), run_correct.zero_()
+            if step % log_every == 0 or done:
+                acc = run_correct.item() / run_seen if objective.name == "classification" else math.nan
+                yield event("step", loss=run_loss.item() / run_seen, accuracy=acc,
+                            grad_norm=norm.item(), grad_norm_max=run_norm_max.item())
+                run_loss.zero_(), run_correct.zero_(), run_norm_max.zero_()
                 run_seen = 0
+            if curriculum is not None and not done and step % curriculum.check_every == 0 and unroll < T:
+                val = objective.validation_loss(model, x_val, y_val, device, unroll=unroll)
+                if val < best_val * (1 - curriculum.min_delta):
+                    best_val, checks_since_best = val, 0
+                else:
+                    checks_since_best += 1
+                if checks_since_best >= curriculum.patience:   # a plateau: longer and fewer
+                    unroll, cur_batch = min(2 * unroll, T), max(cur_batch // 2, batch_size)
+                    increases, best_val, checks_since_best = increases + 1, math.inf, 0
+                    cur_p = sampling_p_at(progress(samples, seconds))
+                    yield event("curriculum", extra={"val_loss": val})
             if done:
                 break
         epoch_i += 1
         if test is not None and eval_every_epoch and not done:
-            test_loss, test_acc = evaluate(model, *test, device=device)
-            yield Event("eval", step, float(epoch_i), seconds, name, lr=cur_lr,
-                        test_loss=test_loss, test_acc=test_acc, batch_size=batch_size,
-                        total_steps=total_steps)
+            metrics = objective.evaluate(model, *test, device)
+            yield event("eval", test_loss=metrics.get("test_loss", math.nan),
+                        test_acc=metrics.get("test_acc", math.nan), extra={"test": metrics})
 
-    test_loss, test_acc = evaluate(model, *test, device=device) if test is not None else (math.nan,) * 2
-    yield Event("end", step, epoch, seconds, name, lr=cur_lr, test_loss=test_loss,
-                test_acc=test_acc, batch_size=batch_size, total_steps=total_steps,
-                extra={"stopped": _stop_requested(stop)})
+    metrics = objective.evaluate(model, *test, device) if test is not None else {}
+    yield event("end", test_loss=metrics.get("test_loss", math.nan),
+                test_acc=metrics.get("test_acc", math.nan),
+                extra={"stopped": _stop_requested(stop), "test": metrics})

@@ -9,9 +9,11 @@ from torch import nn
 from .cnn_convlstm import CNNConvLSTM, CNNConvLSTMConfig, count_parameters, recurrent_parameters
 from .cnn_lstm import CNNLSTM, CNNLSTMConfig
 from .encoders import FrameCNN, TorchvisionBackbone
+from .next_frame import NextFrame, NextFrameConfig, NextFrameObjective
 
 __all__ = [
     "CNNConvLSTM", "CNNConvLSTMConfig", "CNNLSTM", "CNNLSTMConfig", "FrameCNN", "MODELS",
+    "NextFrame", "NextFrameConfig", "NextFrameObjective",
     "TorchvisionBackbone", "build_model", "count_parameters", "model_config", "recurrent_parameters",
 ]
 
@@ -19,6 +21,7 @@ __all__ = [
 MODELS: dict[str, tuple[type[nn.Module], type]] = {
     "cnn_lstm": (CNNLSTM, CNNLSTMConfig),
     "cnn_convlstm": (CNNConvLSTM, CNNConvLSTMConfig),
+    "next_frame": (NextFrame, NextFrameConfig),
 }
 
 

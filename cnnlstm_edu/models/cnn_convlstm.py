@@ -32,7 +32,7 @@ class CNNConvLSTMConfig:
     kernel_size: int = 3                  # the ConvLSTM's gate convolutions
     num_layers: int = 1                   # stacked ConvLSTM layers
     num_classes: int = 10                 # digits 0-9
-    dropout: float = 0.0                  # between ConvLSTM layers and before the classifier
+    dropout: float = 0.0                  # on the ConvLSTM's input and output, and between layers
     td_mode: str = "fold"                 # TimeDistributed mode: "fold" (fast) or "loop"
     backbone: str | None = None           # a torchvision CNN per frame instead ("mobilenet_v3_small",
                                           # "resnet18": seed 002); then frames are RGB and `channels` unused
@@ -87,7 +87,7 @@ class CNNConvLSTM(nn.Module):
                     W=c.frame_size,
                     hint="Quadrant sequences come from quadrant_sequences(images): (N, 4, 1, 14, 14).")
         maps = self.encoder(x)                  # (B, T, C', H', W'): one map per frame
-        seq, _ = self.convlstm(maps)            # (B, T, F, H', W'): h_t at every step, still a map
+        seq, _ = self.convlstm(self.dropout(maps))  # (B, T, F, H', W'): h_t at every step, still a map
         if not all_steps:
             seq = seq[:, -1]                    # (B, F, H', W'): the state after the whole sequence
         feats = seq.flatten(-3)                 # (B, F*H'*W') or (B, T, F*H'*W')

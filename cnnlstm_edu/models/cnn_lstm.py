@@ -30,7 +30,7 @@ class CNNLSTMConfig:
     hidden_size: int = 128               # LSTM hidden units
     num_layers: int = 1                  # stacked LSTM layers
     num_classes: int = 10                # digits 0-9
-    dropout: float = 0.0                 # between stacked LSTM layers and before the classifier
+    dropout: float = 0.0                 # on the LSTM's input and output, and between stacked layers
     td_mode: str = "fold"                # TimeDistributed mode: "fold" (fast) or "loop"
 
 
@@ -66,7 +66,7 @@ class CNNLSTM(nn.Module):
                     W=c.frame_size,
                     hint="Quadrant sequences come from quadrant_sequences(images): (N, 4, 1, 14, 14).")
         feats = self.encoder(x)                # (B, T, F): fold -> CNN -> unfold
-        seq, _ = self.lstm(feats)              # (B, T, hidden): h_t at every step
+        seq, _ = self.lstm(self.dropout(feats))  # (B, T, hidden): h_t at every step
         if not all_steps:
             seq = seq[:, -1]                   # (B, hidden): the state after the whole sequence
         return self.classifier(self.dropout(seq))  # (B, classes) or (B, T, classes)
