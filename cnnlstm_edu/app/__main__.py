@@ -1,0 +1,8 @@
+"""``python -m cnnlstm_edu.app [--host H] [--port P] [--share]``: serve the app."""
+
+import sys
+
+from .demo import main
+
+if __name__ == "__main__":
+    sys.exit(main())
