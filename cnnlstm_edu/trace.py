@@ -138,10 +138,12 @@ def _merge(axes):
     return tuple(merged)
 
 
-def _reshape_groups(src, dst):
+def _reshape_groups(src, dst, joins_previous=lambda axis: False):
     """Pair the axes of ``src`` and ``dst`` that a reshape maps onto each other.
 
     Returns ``[(src_axes, dst_axes), ...]``, or None when the sizes cannot be paired (empty tensors).
+    Size-1 axes make the pairing ambiguous; ``joins_previous(axis)`` says whether a size-1 source
+    axis belongs to the group before it (T=1 folding into B*T) rather than to the next one.
 
     >>> _reshape_groups((2, 4, 288), (8, 288))
     [([0, 1], [0]), ([2], [1])]
@@ -160,6 +162,9 @@ def _reshape_groups(src, dst):
                 j += 1
                 outs.append(j)
                 q *= dst[j]
+        while i + 1 < len(src) and src[i + 1] == 1 and joins_previous(i + 1):
+            i += 1
+            ins.append(i)
         groups.append((ins, outs))
         i, j = i + 1, j + 1
     groups += [([k], []) for k in range(i, len(src))] + [([], [k]) for k in range(j, len(dst))]
@@ -708,7 +713,9 @@ class _Tracer(TorchFunctionMode):
         if labels is None:
             return self._same_shape(args, out)
         in_shape, out_shape = tuple(src.shape), tuple(out.shape)
-        if name in ("view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze", "view_as", "reshape_as"):
+        if name in ("squeeze", "unsqueeze"):
+            return _align_ones(labels, in_shape, out_shape)
+        if name in ("view", "reshape", "flatten", "unflatten", "view_as", "reshape_as"):
             return self._reshape(name, labels, in_shape, out_shape)
         if name == "permute":
             dims = args[1] if len(args) == 2 and isinstance(args[1], (tuple, list)) else args[1:]
@@ -756,7 +763,11 @@ class _Tracer(TorchFunctionMode):
         return labels[0]
 
     def _reshape(self, name, labels, in_shape, out_shape):
-        groups = _reshape_groups(in_shape, out_shape)
+        def is_batch(axis):
+            return labels[axis] is not None and set(labels[axis]) <= set(_BATCH_ATOMS)
+
+        # (B=3, T=1, C=1, ...) -> (3, 1, ...): the T=1 folds with B, and C=1 stays C.
+        groups = _reshape_groups(in_shape, out_shape, lambda axis: is_batch(axis) and is_batch(axis - 1))
         if groups is None:
             return None
         result = [None] * len(out_shape)
@@ -764,8 +775,9 @@ class _Tracer(TorchFunctionMode):
             if len(ins) == 1 and len(outs) == 1:             # an axis that stays itself, C=1 included
                 result[outs[0]] = labels[ins[0]]
                 continue
-            ins = [i for i in ins if in_shape[i] != 1]      # size-1 axes carry no data to follow
-            outs = [j for j in outs if out_shape[j] != 1]
+            # A size-1 axis holds no data to follow, but B=1 still says that B and T fold into B*T.
+            batch = [i for i in ins if is_batch(i)]
+            ins = [i for i in ins if in_shape[i] != 1 or (i in batch and len(batch) > 1)]
             if not ins or not outs:
                 continue
             units = self._units([(labels[i], in_shape[i]) for i in ins])
@@ -775,24 +787,26 @@ class _Tracer(TorchFunctionMode):
                 for j, axis in zip(outs, split):
                     result[j] = axis
                 continue
-            atoms = [a for a, _ in units]
-            if sorted(map(str, atoms)) == ["('B',)", "('T',)"] and _split(units[::-1], sizes) is not None:
+            atoms = [a for a, n in units if n > 1]
+            if len(atoms) == len(units) == 2 and sorted(atoms) == [("B",), ("T",)] \
+                    and _split(units[::-1], sizes) is not None:
                 self._warn_swap(name, labels, in_shape, ins, tuple(a[0] for a in atoms), out_shape)
-            elif len(units) == 1 and units[0][0] == ("F",) and len(sizes) == 3:
-                for j, axis in zip(outs, (("C",), ("H",), ("W",))):  # a feature vector unflattened into a map
-                    result[j] = axis
+            elif len(units) == 1 and units[0][0] == ("F",) and len([n for n in sizes if n != 1]) == 3:
+                grid = iter((("C",), ("H",), ("W",)))          # a feature vector unflattened into a map
+                for j in outs:
+                    result[j] = next(grid) if out_shape[j] != 1 else None
         return tuple(result)
 
     def _units(self, axes):
         """Break the axes of a reshape group into the smallest pieces whose sizes are known.
 
-        A folded axis ``B*T=8`` becomes ``B=2`` and ``T=4`` (when both sizes are known and above 1),
-        so that it can be cut again; any other axis stays one piece with its own size.
+        A folded axis ``B*T=8`` becomes ``B=2`` and ``T=4`` (when both sizes are known), so that it
+        can be cut again; any other axis stays one piece with its own size.
         """
         units = []
         for label, size in axes:
             known = [self.sizes.get(a) for a in label] if label is not None and len(label) > 1 else [None]
-            if all(known) and min(known) > 1 and math.prod(known) == size:
+            if all(known) and math.prod(known) == size:
                 units += [((a,), s) for a, s in zip(label, known)]
             else:
                 units.append((label, size))
@@ -825,9 +839,15 @@ def _split(units, sizes):
     True
     """
     out, k = [], 0
-    for size in sizes:
+    for n, size in enumerate(sizes):
+        if size == 1:  # the next piece if it has size 1 too (B=1), else a new axis with no name
+            named = k < len(units) and units[k][1] == 1
+            out.append(units[k][0] if named else None)
+            k += named
+            continue
         group, p = [], 1
-        while p < size and k < len(units):
+        # Size-1 pieces left at the end belong to the last axis: (T=3, B=1) merges to T*B.
+        while k < len(units) and (p < size or (units[k][1] == 1 and n == len(sizes) - 1)):
             group.append(units[k][0])
             p *= units[k][1]
             k += 1
@@ -881,6 +901,26 @@ def _kept_sizes(shape, expanded):
         else:
             axis += 1
     return sizes + list(shape[axis:])
+
+
+def _align_ones(labels, in_shape, out_shape):
+    """Labels after ``squeeze``/``unsqueeze``: every axis keeps its name, size-1 axes come and go.
+
+    >>> _align_ones((("B",), ("F",)), (2, 72), (2, 1, 72))
+    (('B',), None, ('F',))
+    """
+    result, i = [], 0
+    for size in out_shape:
+        while i < len(in_shape) and in_shape[i] == 1 and size != 1:
+            i += 1                                   # a size-1 axis squeezed away
+        if i < len(in_shape) and in_shape[i] == size:
+            result.append(labels[i])
+            i += 1
+        elif size == 1:
+            result.append(None)                      # a new axis
+        else:
+            return None
+    return tuple(result)
 
 
 _REDUCTIONS = ("sum", "mean", "amax", "amin", "std", "var", "prod", "logsumexp", "nansum", "nanmean")

@@ -141,6 +141,22 @@ def test_when_b_equals_t_structure_decides_not_sizes():
     assert trace["lstm"].output_axes[1] == ("L", "B", "H")
 
 
+@pytest.mark.parametrize("b,t", [(1, 3), (3, 1)])
+def test_a_batch_or_a_clip_of_one_still_folds_to_b_times_t(b, t):
+    trace = trace_shapes(small_cnn_lstm(), video(b=b, t=t))
+    assert trace["encoder.module"].input_axes == [("B*T", "C", "H", "W")]
+    assert trace["encoder"].output_axes == [("B", "T", "F")]
+
+
+def test_squeeze_unsqueeze_and_reductions_keep_names():
+    class Steps(nn.Module):
+        def forward(self, x):                          # (B, T, F)
+            return x.mean(1).unsqueeze(1), x[:1].squeeze(0), x.permute(2, 0, 1)
+
+    row = trace_shapes(Steps(), torch.randn(B, T, 3))[""]
+    assert row.output_axes == [("B", None, "F"), ("T", "F"), ("F", "B", "T")]
+
+
 def test_axes_can_be_given_and_unknown_axes_stay_bare():
     conv = nn.Conv2d(3, 8, 3)
     assert trace_shapes(conv, torch.randn(4, 3, 9, 9), axes="N C H W")[""].input_axes == [("N", "C", "H", "W")]
