@@ -22,7 +22,18 @@ reorders. Recurrent layers label their results by their contract (``nn.LSTM``: `
 share it: an axis whose meaning is unknown is printed as a bare number.
 
 The same watcher reports code that PyTorch runs without complaint but that is almost surely
-wrong: see :data:`WARNING_KINDS`.
+wrong (:data:`WARNING_KINDS`):
+
+- ``unbatched``: a 2-D tensor reaches ``nn.LSTM``/``GRU``/``RNN``, which reads it as ONE
+  sequence, so the batch becomes the time axis (seed 004's "expected ndim=3, found ndim=2",
+  which PyTorch does not raise);
+- ``time_major`` / ``batch_major``: a ``(T, B, ...)`` tensor reaches a ``batch_first=True``
+  layer, or a ``(B, T, ...)`` one a ``batch_first=False`` layer (``nn.LSTM``'s default). The
+  labels decide; when the tensor has none, its sizes do, but only if B and T differ;
+- ``view_swap``: a ``view``/``reshape`` cuts a folded ``T*B`` axis (or a ``(T, B)`` pair) into
+  sizes ``(B, T)``, or the other way round: the shape looks swapped but every "clip" now mixes
+  steps of different clips. Found only where the labels reach (not through custom C++ ops,
+  ``.data`` or ``numpy()`` round trips) and only if B and T differ.
 """
 
 from __future__ import annotations
@@ -232,11 +243,12 @@ def _recurrent_labels(module, x_labels, x_shape, n_outputs):
             batch, time = x_labels[b] or ("B",), x_labels[t] or ("T",)
             output = ((batch, time) if module.batch_first else (time, batch)) + hidden + grid
             state = (("L",), batch) + hidden + grid
-        return [output] + [state] * (n_outputs - 1)
+        states = 2 if _has_cell_state(module) else 1     # anything after them (gates) is left alone
+        return ([output] + [state] * states)[:n_outputs]
     hidden = (("F",), ("H",), ("W",)) if isinstance(module, _CELL_MAP) else (("H",),)
     batch = x_labels[0] if len(x_shape) == len(hidden) + 1 else None
     step = ((batch,) if len(x_shape) == len(hidden) + 1 else ()) + hidden
-    return [step] * n_outputs
+    return [step] * min(n_outputs, 2 if _has_cell_state(module) else 1)
 
 
 # --- what one trace records -------------------------------------------------------------------
