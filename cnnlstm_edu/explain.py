@@ -84,7 +84,6 @@ class _Watcher:
         self.recent: deque = deque(maxlen=64)
         self.root: nn.Module | None = None
         self.root_input: tuple | None = None
-        self.first_input: torch.Tensor | None = None
 
     def __enter__(self):
         self.handles = [module_hooks.register_module_forward_pre_hook(self.pre),
@@ -99,7 +98,6 @@ class _Watcher:
         shapes = [tuple(a.shape) for a in args if isinstance(a, torch.Tensor)]
         if not self.open and not isinstance(module, _Loss):  # a new top-level call: the model itself
             self.root, self.root_input = module, (shapes[0] if shapes else None)
-            self.first_input = next((a for a in args if isinstance(a, torch.Tensor)), None)
             self.recent.clear()
         self.open.append((module, shapes))
 
@@ -120,8 +118,8 @@ class _Watcher:
             ctx.where, ctx.kind = names.get(id(module), type(module).__name__), type(module).__name__
             ctx.module = module
             ctx.inputs, ctx.input_axes = shapes, [None] * len(shapes)
-        if self.root_input is not None and self.first_input is not None:
-            axes = _guess_axes(self.root, self.first_input)
+        if self.root_input is not None:
+            axes = _guess_axes(self.root, len(self.root_input))
             if axes:
                 for name, size in zip(axes.split(), self.root_input):
                     if name == "B":
@@ -180,6 +178,18 @@ def _where(ctx: _Context) -> str:
     if ctx.where is None:
         return ""
     return f"In {ctx.where or 'the model'} ({ctx.kind}): "
+
+
+def _find(ctx: _Context, kind, **attributes) -> str:
+    """``"In classifier (Linear): "`` when ``model=`` has exactly one such module and no trace said where."""
+    if ctx.where is not None or ctx.model is None:
+        return _where(ctx)
+    found = [(name, m) for name, m in ctx.model.named_modules()
+             if isinstance(m, kind) and all(getattr(m, k, None) == v for k, v in attributes.items())]
+    if len(found) != 1:
+        return ""
+    name, module = found[0]
+    return f"In {name or 'the model'} ({type(module).__name__}): "
 
 
 # --- the diagnoses: each returns advice, or None when the error is not its mistake -------------
@@ -300,7 +310,8 @@ def _matmul_features(msg: str, ctx: _Context) -> str | None:
         return None
     R, G, I, O = map(int, m.groups())
     layer = f"Linear(in_features={I}, out_features={O})"
-    text = (f"{_where(ctx)}{layer} reads rows of {I} features, but its input has {G} features per row "
+    text = (f"{_find(ctx, nn.Linear, in_features=I, out_features=O)}{layer} reads rows of {I} features, "
+            f"but its input has {G} features per row "
             f"({R} rows).")
     x = ctx.inputs[0] if ctx.inputs else None
     axes = ctx.axes_of(x) if x is not None else None
@@ -325,7 +336,7 @@ def _matmul_features(msg: str, ctx: _Context) -> str | None:
 
 
 def _rnn_input(msg: str, ctx: _Context) -> str | None:
-    layer = ctx.kind or "The LSTM"
+    layer = ctx.kind or "the LSTM"
     if (m := re.search(r"input\.size\(-1\) must be equal to input_size\. Expected (\d+), got (\d+)", msg)):
         E, G = map(int, m.groups())
         x = ctx.inputs[0] if ctx.inputs else None
@@ -335,7 +346,7 @@ def _rnn_input(msg: str, ctx: _Context) -> str | None:
         source = _map_source(G, ctx)
         where = (f" That is {source}." if source else
                  f" If it is a flattened map, {G} = C x H x W ({_guess_map(G)})." if _guess_map(G) else "")
-        return (f"{_where(ctx)}{layer} was built with input_size={E}, but each step of its input"
+        return (f"{_find(ctx, nn.RNNBase, input_size=E)}{layer} was built with input_size={E}, but each step of its input"
                 f"{shown} has F={G} features: the last axis of (B, T, F) must equal input_size.{where}\n"
                 f"Fix: build it with input_size={G}.")
     if (m := re.search(r"(\w+): Expected input to be (\d)D or (\d)D, got (\d)D instead", msg)):

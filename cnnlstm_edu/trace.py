@@ -588,7 +588,7 @@ class _Tracer(TorchFunctionMode):
                 continue
             given = per_input[k] if k < len(per_input) else None
             if given is None and k == 0:
-                given = _guess_axes(model, x)
+                given = _guess_axes(model, x.dim())
             if given is None:
                 continue
             labels = _parse_axes(given, x.dim(), f"input {k} {tuple(x.shape)}")
@@ -965,7 +965,7 @@ def _feature_map(labels, in_shape, out_shape, spatial: int):
     return None
 
 
-def _guess_axes(model: nn.Module, x: torch.Tensor) -> str | None:
+def _guess_axes(model: nn.Module, rank: int) -> str | None:
     """What the model's first input most likely is, by rank: a video batch is (B, T, C, H, W)."""
     time_major = isinstance(model, _SEQ_VECTOR + _SEQ_MAP) and not model.batch_first
     return {
@@ -973,7 +973,7 @@ def _guess_axes(model: nn.Module, x: torch.Tensor) -> str | None:
         4: "B C H W",
         3: "T B F" if time_major else "B T F",
         2: "B F",
-    }.get(x.dim())
+    }.get(rank)
 
 
 def trace_shapes(model: nn.Module, *inputs, axes=None, depth: int | None = None, train: bool = False,

@@ -248,6 +248,13 @@ def test_explain_takes_an_explicit_trace():
     assert "In lstm (LSTM)" in explain(e, trace=trace)
 
 
+def test_model_names_the_layer_when_nothing_else_does():
+    model = WrongInputSize(input_size=288)
+    e = error_of(lambda: model.lstm(torch.randn(B, T, 100)))
+    assert explain(e).startswith("The LSTM was built with input_size=288")
+    assert explain(e, model=model).startswith("In lstm (LSTM): the LSTM was built with input_size=288")
+
+
 def test_explain_rejects_what_is_not_an_error():
     with pytest.raises(TypeError, match="exception"):
         explain("shape '[8, 1568]' is invalid for input of size 50176")
