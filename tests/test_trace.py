@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from cnnlstm_edu import ConvLSTM, ShapeTrace, TimeDistributed, fold_time, trace_shapes, unfold_time
+from cnnlstm_edu import ConvLSTM, ShapeTrace, TimeDistributed, fold_time, trace_shapes
 from cnnlstm_edu.__main__ import main
 from cnnlstm_edu.models import build_model
 from cnnlstm_edu.models.encoders import FrameCNN
