@@ -97,16 +97,17 @@ def _train_outputs(session: Session, update, **values) -> tuple:
 
 
 def train(session: Session | None, model_label: str, order: str, hidden, lr, batch_size,
-          budget_kind: str, budget, device: str = "auto", request: gr.Request = None):
+          budget_kind: str, budget, options: dict | None = None, request: gr.Request = None):
     """The Train button: a generator of page updates while a fresh model trains.
 
     Bad settings give one message and no run. The updates stream at most a few times a second
-    (see :func:`~.training.train_updates`).
+    (see :func:`~.training.train_updates`). ``options`` are the app's own settings, not the
+    learner's: ``device`` and ``final_test`` (see :class:`~.training.TrainSettings`).
     """
     session = SESSIONS.attach(session, _session_id(request))
     try:
         settings = TrainSettings.from_form(model_label, order, hidden, lr, batch_size, budget_kind,
-                                           budget, device=device)
+                                           budget, **(options or {}))
     except ValueError as e:
         yield _train_outputs(session, None, status=_warn(str(e)))
         return
@@ -261,15 +262,20 @@ def break_model(key: str, model_label: str, B, T, C, H, W) -> tuple:
 # --- the page ------------------------------------------------------------------------------------
 
 
-def build_demo(device: str = "auto", max_runs: int = MAX_RUNS) -> gr.Blocks:
-    """Lay out the three tabs and wire them to the functions above. Launches nothing."""
+def build_demo(device: str = "auto", max_runs: int = MAX_RUNS, final_test: int | None = None) -> gr.Blocks:
+    """Lay out the three tabs and wire them to the functions above. Launches nothing.
+
+    ``device``: where sessions train ("auto": CUDA when there is a GPU). ``max_runs``: trainings
+    at once, across all tabs; more wait in the queue. ``final_test``: score the end of each run
+    on the first that many test digits instead of all 10,000 (tests use it to stay quick).
+    """
     empty_curve = {m: curve_frame([], m) for m in ("loss", "accuracy")}
     colors = {"train": "#3182bd", "test": "#e6550d"}
     with gr.Blocks(title="cnnlstm-edu: a CNN-LSTM, live", analytics_enabled=False,
                    delete_cache=(900, 3600)) as demo:
         # One Session per tab. time_to_live is a backstop for tabs whose unload never arrives.
         state = gr.State(None, time_to_live=6 * 3600, delete_callback=_state_deleted)
-        device_state = gr.State(device)
+        options = gr.State({"device": device, "final_test": final_test})
         gr.Markdown("# A CNN-LSTM, live\nEach MNIST digit is cut into four 14x14 quadrants and read "
                     "as a 4-frame video: a CNN looks at one frame at a time, an LSTM (or a ConvLSTM) "
                     "puts the frames together, and a classifier says which digit it believes it is "
@@ -378,7 +384,7 @@ def build_demo(device: str = "auto", max_runs: int = MAX_RUNS) -> gr.Blocks:
         train_outputs = [state, status, loss_plot, acc_plot, activations, hidden_img, beliefs, final,
                          confusion, mistakes, try_order]
         train_btn.click(train, [state, model_in, order_in, hidden_in, lr_in, batch_in, budget_kind_in,
-                                budget_in, device_state], train_outputs, api_name="train",
+                                budget_in, options], train_outputs, api_name="train",
                         concurrency_limit=max_runs, concurrency_id="train", show_progress="minimal")
         # Stop must never wait in the queue behind the runs it is meant to stop.
         stop_btn.click(stop, state, status, api_name="stop", concurrency_limit=None, show_progress="hidden")

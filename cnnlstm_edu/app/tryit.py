@@ -87,12 +87,13 @@ def sketch_to_mnist(sketch) -> np.ndarray:
     size = (max(1, round(w * scale)), max(1, round(h * scale)))           # PIL wants (width, height)
     small = np.asarray(Image.fromarray((crop * 255).astype(np.uint8)).resize(size, Image.LANCZOS),
                        dtype=np.float64) / 255.0                          # (h', w'), longest side 20
-    # Centre of mass to the centre (13.5, 13.5 in pixel coordinates), clipped so the digit stays whole.
+    # Centre of mass to pixel (14, 14), where MNIST's digits have theirs (measured: 13.99, 14.00
+    # on average), clipped so that the digit stays whole.
     ys, xs = np.indices(small.shape)
     mass = small.sum()
     cy, cx = (ys * small).sum() / mass, (xs * small).sum() / mass
-    top = int(np.clip(round(13.5 - cy), 0, 28 - small.shape[0]))
-    left = int(np.clip(round(13.5 - cx), 0, 28 - small.shape[1]))
+    top = int(np.clip(round(14 - cy), 0, 28 - small.shape[0]))
+    left = int(np.clip(round(14 - cx), 0, 28 - small.shape[1]))
     out = np.zeros((28, 28))
     out[top:top + small.shape[0], left:left + small.shape[1]] = small
     return (out.clip(0, 1) * 255).round().astype(np.uint8)

@@ -1,0 +1,398 @@
+"""The app: its functions called directly, then the launched app through gradio_client.
+
+Training runs here are 1-3 s long and score the end on a slice of the test set, so the whole
+file stays within a minute or so on a 2-core CPU.
+"""
+
+import socket
+import threading
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from cnnlstm_edu.app import build_demo, launch
+from cnnlstm_edu.app import demo as app
+from cnnlstm_edu.app.shape_lab import MISTAKES, break_it, check_dims, shape_report
+from cnnlstm_edu.app.training import SESSIONS, Session, SessionRegistry, TrainSettings, quadrant_data, train_updates
+from cnnlstm_edu.app.tryit import frames_strip, sketch_to_mnist, stream_beliefs
+from cnnlstm_edu.app.views import beliefs_html, curve_frame
+from cnnlstm_edu.data import QUADRANT_ORDERS, load_mnist, quadrant_sequences
+from cnnlstm_edu.models import build_model
+
+QUICK = dict(final_test=500, device="cpu")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def data():
+    return quadrant_data("1234")            # loaded once: the timings below measure training, not I/O
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- settings -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("batch_size", 0, "Batch size must be from 1"),
+    ("batch_size", -5, "Batch size must be from 1"),
+    ("batch_size", 12.5, "Batch size must be a whole number"),
+    ("batch_size", None, "Batch size is missing"),
+    ("hidden", 0, "Hidden size must be from 1"),
+    ("lr", 0, "Learning rate must be above 0"),
+    ("lr", -1e-3, "Learning rate must be above 0"),
+    ("seconds", 0, "Time budget"),
+    ("seconds", -3, "Time budget"),
+    ("order", "1123", "Quadrant order must be one of"),
+    ("model", "transformer", "Unknown model"),
+    ("probe_index", 10000, "Probe digit"),
+])
+def test_bad_settings_say_which_field_and_why(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        TrainSettings(**{field: value})
+
+
+def test_settings_from_the_form():
+    s = TrainSettings.from_form("CNN-ConvLSTM", "4321", 16.0, 0.01, 64.0, "epochs", 0.5)
+    assert (s.model, s.order, s.hidden, s.batch_size, s.epochs, s.seconds) == ("cnn_convlstm", "4321", 16, 64, 0.5, None)
+    assert s.model_config() == {"hidden_channels": 16}
+    with pytest.raises(ValueError, match="Choose a model"):
+        TrainSettings.from_form("LSTM", "1234", 128, 0.01, 64, "seconds", 5)
+
+
+# --- a training run, called directly --------------------------------------------------------------
+
+
+def test_short_run_streams_updates_and_keeps_a_trained_model():
+    session = Session()
+    t0 = time.perf_counter()
+    # By epochs, not seconds: the same 24 steps on a fast or a busy machine.
+    updates = list(train_updates(session, TrainSettings(epochs=0.05, seconds=None, **QUICK), min_interval=0.25))
+    kinds = [u.kind for u in updates]
+    assert kinds[0] == "start" and kinds[-1] == "end" and set(kinds[1:-1]) == {"progress"}
+    assert len(updates) >= 3
+    # At most ~4 updates a second (min_interval 0.25 s), however fast the steps are.
+    assert len(updates) <= (time.perf_counter() - t0) / 0.25 + 3
+    first = updates[0]
+    assert first.probe is not None and first.history == []      # images before the first step
+    progress = [u for u in updates if u.kind == "progress"]
+    assert any(h["series"] == "train" for h in progress[0].history)
+    assert any(h["series"] == "test" for u in progress for h in u.history)
+    end = updates[-1]
+    r = end.result
+    assert 0.25 < r.test_acc <= 1 and r.test_size == 500 and not r.stopped      # chance is 0.1
+    assert r.confusion.sum() == 500 and r.confusion.trace() == round(r.test_acc * 500)
+    assert len(r.wrong_labels) == len(r.wrong_preds) == len(r.wrong_images) > 0
+    assert all(y != p for y, p in zip(r.wrong_labels, r.wrong_preds))
+    assert session.model is not None and session.result is r and not session.running
+    assert end.probe.probs.shape == (4, 10) and end.probe_label == 7       # test digit #0 is a 7
+    assert "test accuracy" in end.status
+
+
+def test_stop_ends_training_within_a_second_and_keeps_the_model():
+    session = Session()
+    updates = train_updates(session, TrainSettings(seconds=60, **QUICK))
+    for u in updates:
+        if u.kind == "progress":
+            break
+    session.stop.set()
+    t_stop = time.perf_counter()
+    rest = list(updates)
+    end = rest[-1]
+    assert end.kind == "end" and end.result.stopped
+    assert end.event.seconds < 30                                        # far from the 60 s budget
+    # The end update also scores 500 test digits; training itself stopped at the next step.
+    assert time.perf_counter() - t_stop < 5
+    assert session.model is not None and not session.running
+    assert "Stopped" in end.status
+
+
+def test_one_run_at_a_time_per_session():
+    session = Session()
+    first = train_updates(session, TrainSettings(seconds=30, **QUICK))
+    next(first)                                                          # running now
+    with pytest.raises(RuntimeError, match="already training"):
+        next(train_updates(session, TrainSettings(seconds=1, **QUICK)))
+    session.stop.set()
+    list(first)
+    assert not session.running
+
+
+def test_closing_a_session_stops_its_run_and_frees_the_model():
+    registry = SessionRegistry()
+    session = registry.attach(None, "tab-1")
+    assert registry.attach(None, "tab-1") is session                   # same tab, same session
+    updates = train_updates(session, TrainSettings(seconds=60, **QUICK))
+    next(updates)
+    assert session.model is not None
+    assert registry.close("tab-1") and registry.get("tab-1") is None
+    assert session.model is None and session.stop.is_set()
+    assert list(updates) == []                                           # the run ends, silently
+    assert not registry.close("tab-1")
+
+
+def test_train_handler_reports_bad_input_in_the_page():
+    outputs = list(app.train(None, "CNN-LSTM", "1234", 128, 4e-3, 0, "seconds", 5))
+    assert len(outputs) == 1
+    status = outputs[0][1]
+    assert "Cannot do that" in status and "Batch size" in status and "Traceback" not in status
+
+
+# --- Try it ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained_session():
+    session = Session()
+    list(train_updates(session, TrainSettings(epochs=0.1, seconds=None, **QUICK)))
+    return session
+
+
+@pytest.mark.parametrize("name", ["cnn_lstm", "cnn_convlstm"])
+def test_streamed_beliefs_equal_the_batched_model(name):
+    torch.manual_seed(0)
+    model = build_model(name).eval()
+    images, _ = load_mnist("test")
+    for order in QUADRANT_ORDERS:
+        seq = quadrant_sequences(images[:1], order)                      # (1, T, C, H, W) uint8
+        streamed = stream_beliefs(model, seq[0])                        # one frame per call
+        with torch.no_grad():
+            batched = model(seq.float() / 255, all_steps=True).softmax(-1)[0]
+        torch.testing.assert_close(streamed, batched, atol=1e-5, rtol=1e-4)
+
+
+def _canvas(digit: np.ndarray, scale: int = 10) -> np.ndarray:
+    """An MNIST digit drawn as the sketchpad hands it over: black ink on a transparent canvas."""
+    big = np.kron(digit, np.ones((scale, scale), dtype=np.uint8))       # (280, 280)
+    canvas = np.zeros(big.shape + (4,), dtype=np.uint8)
+    canvas[..., 3] = big                                                 # ink as opacity, RGB black
+    return canvas
+
+
+def test_sketch_preprocessing_reproduces_mnist_digits():
+    images, _ = load_mnist("test")
+    for digit in images[:20].numpy():
+        back = sketch_to_mnist({"composite": _canvas(digit)})
+        a, b = back.astype(float).ravel(), digit.astype(float).ravel()
+        assert np.corrcoef(a, b)[0, 1] > 0.8                             # same digit, same place
+        ys, xs = np.nonzero(back > 25)
+        assert max(np.ptp(ys), np.ptp(xs)) <= 20                             # MNIST's 20x20 box
+
+
+def test_sketch_on_white_canvas_and_offset_strokes():
+    canvas = np.full((300, 200, 3), 255, dtype=np.uint8)                 # opaque white, RGB
+    canvas[20:120, 10:30] = 0                                            # a small "1" in a corner
+    digit = sketch_to_mnist(canvas)
+    ys, xs = np.nonzero(digit > 100)
+    assert abs(ys.mean() - 14) < 1.5 and abs(xs.mean() - 14) < 1.5      # moved to the centre
+    assert np.ptp(ys) >= 18                                                # scaled up to ~20 px
+
+
+@pytest.mark.parametrize("sketch", [None, {"composite": None}, np.zeros((280, 280, 4), np.uint8),
+                                    np.full((280, 280, 3), 255, np.uint8)])
+def test_empty_sketch_is_a_clear_message(sketch):
+    with pytest.raises(ValueError, match="canvas is empty"):
+        sketch_to_mnist(sketch)
+    message, *images = app.try_sketch(None, sketch, "1234")
+    assert "canvas is empty" in message and images[0] is None
+
+
+def test_try_it_uses_the_sessions_model(trained_session):
+    images, labels = load_mnist("test")
+    message, seen, frames, beliefs = app.try_sketch(trained_session, {"composite": _canvas(images[3].numpy())}, "1234")
+    assert "This tab's model" in message and seen.shape == (168, 168) and frames.shape == (84, 354)
+    assert beliefs.count("<tr>") == 5
+    message, *_ = app.try_test_digit(trained_session, 1, "4321")
+    assert "expect it to be confused" in message                         # trained on 1234
+    message, *_ = app.try_test_digit(trained_session, 10000, "1234")
+    assert "Cannot do that" in message and "0 to 9999" in message
+
+
+def test_try_it_without_a_model_trains_a_stand_in_once(monkeypatch):
+    from cnnlstm_edu.app import tryit
+    monkeypatch.setattr(tryit, "DEFAULT_MODEL_SECONDS", 0.5)
+    monkeypatch.setattr(tryit, "_default_models", {})
+    message, *_ = app.try_test_digit(Session(), 0, "1234")
+    assert "stand-in" in message
+    assert len(tryit._default_models) == 1
+    app.try_test_digit(None, 5, "1234")
+    assert len(tryit._default_models) == 1                               # reused, not retrained
+
+
+def test_frames_strip_is_in_feeding_order():
+    seq = torch.zeros(4, 1, 14, 14, dtype=torch.uint8)
+    seq[2] = 255                                                         # the third frame is white
+    strip = frames_strip(seq, cell=14, gap=2)
+    assert strip.shape == (14, 4 * 14 + 3 * 2)
+    assert strip[:, 32:46].min() == 255 and strip[:, :14].max() == 0
+
+
+def test_views():
+    assert "No beliefs yet" in beliefs_html(None)
+    history = [{"epoch": 0.1, "series": "train", "loss": 1.0, "accuracy": 0.5},
+               {"epoch": 0.2, "series": "test", "loss": float("nan"), "accuracy": 0.6}]
+    assert curve_frame(history, "loss")["series"].tolist() == ["train"]  # no NaN points
+    assert curve_frame(history, "accuracy")["series"].tolist() == ["train", "test"]
+
+
+# --- Shapes ----------------------------------------------------------------------------------------
+
+
+def test_shape_report_and_failures():
+    report = shape_report("cnn_convlstm", 3, 5, 2, 16, 16)
+    assert report.error is None and report.trace["convlstm"].format_outputs()[0].startswith("(B=3, T=5")
+    broken = shape_report("cnn_lstm", 2, 4, 1, 14, 10)                  # not square: W != H
+    assert broken.error and "W" in broken.advice and broken.trace is not None
+
+
+@pytest.mark.parametrize("dims", [(0, 4, 1, 14, 14), (2, -1, 1, 14, 14), (2, 4, 1, 14, None),
+                                  (2, 4, 1.5, 14, 14), (64, 64, 8, 256, 256)])
+def test_bad_dims_are_a_message(dims):
+    with pytest.raises(ValueError):
+        check_dims(*dims)
+    message, table, figure = app.trace("CNN-LSTM", *dims)
+    assert "Cannot do that" in message and table == "" and figure is None
+
+
+def test_frames_too_small_for_the_cnn_are_a_message():
+    message, table, figure = app.trace("CNN-LSTM", 2, 4, 1, 3, 3)
+    assert "Cannot do that" in message and "at least 4 pixels" in message
+
+
+@pytest.mark.parametrize("key", list(MISTAKES))
+@pytest.mark.parametrize("model", ["cnn_lstm", "cnn_convlstm"])
+def test_every_mistake_breaks_and_is_diagnosed(key, model):
+    run = break_it(key, model, 2, 4, 1, 14, 14)
+    assert run.error.startswith(("RuntimeError", "ValueError", "ShapeError"))
+    assert "does not recognise" not in run.advice and "Fix" in run.advice or "expected" in run.advice
+
+
+def test_trace_handler_gives_table_and_figure():
+    message, table, figure = app.trace("CNN-LSTM", 2, 4, 1, 14, 14)
+    assert "<table" in table and "lstm" in table and figure is not None
+
+
+# --- the launched app, through gradio_client ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def served():
+    demo = launch(build_demo(device="cpu", final_test=500), port=free_port(), prevent_thread_lock=True,
+                  quiet=True)
+    try:
+        yield demo
+    finally:
+        demo.close()
+
+
+def _client(demo):
+    from gradio_client import Client
+
+    return Client(demo.local_url, verbose=False)
+
+
+def test_app_binds_loopback_without_a_share_link(served):
+    assert served.local_url.startswith("http://127.0.0.1:")
+    assert served.share_url is None
+    assert served.analytics_enabled is False
+
+
+def test_train_endpoint_streams(served):
+    client = _client(served)
+    job = client.submit("CNN-LSTM", "1234", 128, 4e-3, 128, "seconds", 2, api_name="/train")
+    outputs = list(job)
+    assert len(outputs) >= 3
+    status, loss, accuracy, activations, hidden, beliefs, final, confusion, mistakes, order = outputs[-1]
+    assert "test accuracy" in status and "Test accuracy" in final
+    assert accuracy["columns"] == ["epoch", "accuracy", "series"] and len(accuracy["data"]) >= 2
+    assert {row[2] for row in accuracy["data"]} == {"train", "test"}
+    assert activations.endswith(".png") and hidden.endswith(".png")      # images, downloaded
+    assert "<table" in beliefs and confusion is not None and len(mistakes) > 0
+    assert any(out[3] for out in outputs[:2])                              # activations from the start
+
+
+def test_bad_input_through_the_api_is_a_message(served):
+    client = _client(served)
+    outputs = client.predict("CNN-LSTM", "1234", 128, 4e-3, -1, "seconds", 2, api_name="/train")
+    assert "Batch size" in outputs[0] and "Traceback" not in outputs[0]
+
+
+def test_stop_through_the_api(served):
+    client = _client(served)
+    job = client.submit("CNN-LSTM", "1234", 128, 4e-3, 128, "seconds", 60, api_name="/train")
+    while not job.outputs():
+        time.sleep(0.05)
+    t0 = time.perf_counter()
+    assert "Stopping" in client.predict(api_name="/stop")                  # same client, same session
+    job.result(timeout=30)
+    assert time.perf_counter() - t0 < 10
+    assert "Stopped" in job.outputs()[-1][0]
+
+
+def test_two_sessions_train_at_once_without_seeing_each_other(served):
+    a, b = _client(served), _client(served)
+    spans = {}
+
+    def run(client, name, order, hidden):
+        t0 = time.perf_counter()
+        job = client.submit("CNN-LSTM", order, hidden, 4e-3, 64, "seconds", 2.5, api_name="/train")
+        job.result(timeout=120)
+        spans[name] = (t0, job.outputs(), time.perf_counter())
+
+    threads = [threading.Thread(target=run, args=(a, "a", "1234", 32)),
+               threading.Thread(target=run, args=(b, "b", "4321", 48))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    (a0, out_a, a1), (b0, out_b, b1) = spans["a"], spans["b"]
+    assert max(a0, b0) < min(a1, b1)                                       # they overlapped
+    # Each saw only its own run: the first update sets the Try-it order to the run's order.
+    assert out_a[0][-1] == "1234" and out_b[0][-1] == "4321"
+    assert all("Done" in out[-1][0] for out in (out_a, out_b))
+    sessions = {SESSIONS.get(c.session_hash) for c in (a, b)}
+    assert len(sessions) == 2 and None not in sessions
+    hidden = sorted(s.model.lstm.hidden_size for s in sessions)
+    assert hidden == [32, 48]
+    # Both trained in parallel, not one after the other: each took about its budget, not twice.
+    assert min(a1, b1) - max(a0, b0) > 1.0
+
+
+def test_try_and_shape_endpoints(served):
+    client = _client(served)
+    message, *_ = client.predict(7, "1234", api_name="/try_digit")
+    assert "true digit is **9**" in message
+    message, table, _ = client.predict("CNN-LSTM", 2, 4, 1, 14, 14, api_name="/trace")
+    assert "<table" in table
+    code, diagnosis = client.predict("CNN-LSTM", 2, 4, 1, 14, 14, api_name="/break_reshape_forgets_time")
+    assert "view" in code and "time axis" in diagnosis
+
+
+def test_unload_frees_the_tabs_model():
+    session = SESSIONS.attach(None, "closing-tab")
+    session.model = torch.nn.Linear(2, 2)
+    app.close_session(SimpleNamespace(session_hash="closing-tab"))
+    assert session.model is None and SESSIONS.get("closing-tab") is None
+
+
+def test_importing_launches_nothing():
+    # A fresh interpreter: importing the app and building the page opens no port, starts no thread.
+    import subprocess
+    import sys
+
+    code = ("import threading\n"
+            "before = threading.active_count()\n"
+            "import cnnlstm_edu.app as a\n"
+            "demo = a.build_demo()\n"
+            "assert not demo.is_running and demo.local_url is None\n"
+            "print(before, threading.active_count())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-2000:]
+    before, after = map(int, out.stdout.split())
+    assert after == before
