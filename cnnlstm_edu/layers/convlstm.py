@@ -460,9 +460,10 @@ class ConvLSTM(nn.Module):
             if k < L - 1 and self.dropout > 0:
                 seq = F.dropout(seq, self.dropout, self.training)
 
-        # Back to batch first if asked, and to the default layout, so that .view() works on the
-        # results as on nn.LSTM's.
-        output = (seq.transpose(0, 1) if self.batch_first else seq).contiguous()  # (B, T, F, H', W')
+        # Like nn.LSTM's, the batch-first output is a view of the time-major one: call
+        # .contiguous() before .view(), or use .reshape(). Copying it here would cost a full pass
+        # over the largest tensor, forwards and backwards, for every caller.
+        output = seq.transpose(0, 1) if self.batch_first else seq          # (B, T, F, H', W')
         h_n, c_n = torch.stack(h_n).contiguous(), torch.stack(c_n).contiguous()  # (num_layers, B, F, H', W')
         return output, (h_n, c_n)
 
