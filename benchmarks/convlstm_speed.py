@@ -201,7 +201,8 @@ def to_markdown(rows: list[dict], device: torch.device, repeats: int, warmup: in
         "",
         *hardware(device),
         "",
-        "| size | ours train (ms) | reference train (ms) | train ratio | ours infer (ms) | reference infer (ms) | infer ratio | load avg after |",
+        "| size | ours train (ms) | reference train (ms) | train ratio "
+        "| ours infer (ms) | reference infer (ms) | infer ratio | load avg after |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
