@@ -66,7 +66,7 @@ class Stateful(nn.Module):
     >>> stream.state is None
     True
 
-    In training, detach after each optimiser step (truncated BPTT):
+    In training, detach after each chunk's backward() (truncated backpropagation through time):
 
     >>> for chunk in x.split(5, dim=1):                  # (B, 5, I) each
     ...     loss = stream(chunk).pow(2).mean()
