@@ -118,8 +118,8 @@ def train(session: Session | None, model_label: str, order: str, hidden, lr, bat
         for u in train_updates(session, settings):
             values = dict(
                 status=u.status,
-                loss=curve_frame(u.history, "loss"),
-                accuracy=curve_frame(u.history, "accuracy"),
+                loss=_curve(u.history, "loss"),
+                accuracy=_curve(u.history, "accuracy"),
                 activations=_activation_image(u.probe),
                 hidden=_hidden_image(u.probe),
                 beliefs=beliefs_html(u.probe.probs, u.order, u.probe_label),
@@ -139,6 +139,14 @@ def train(session: Session | None, model_label: str, order: str, hidden, lr, bat
     except Exception as e:                     # the page gets one line; the log gets the traceback
         log.exception("training failed")
         yield _train_outputs(session, None, status=_warn(f"training failed: {type(e).__name__}: {e}"))
+
+
+def _curve(history: list[dict], metric: str):
+    """The curve's table, or None (an empty plot) before the first point. Never an empty table:
+    the plot fixes its colours from the first table it gets, so that first table must already
+    hold both series, train and test (a run's first update with points has both)."""
+    frame = curve_frame(history, metric)
+    return frame if len(frame) else None
 
 
 def _activation_image(p):
@@ -269,7 +277,6 @@ def build_demo(device: str = "auto", max_runs: int = MAX_RUNS, final_test: int |
     at once, across all tabs; more wait in the queue. ``final_test``: score the end of each run
     on the first that many test digits instead of all 10,000 (tests use it to stay quick).
     """
-    empty_curve = {m: curve_frame([], m) for m in ("loss", "accuracy")}
     colors = {"train": "#3182bd", "test": "#e6550d"}
     with gr.Blocks(title="cnnlstm-edu: a CNN-LSTM, live", analytics_enabled=False,
                    delete_cache=(900, 3600)) as demo:
@@ -301,9 +308,9 @@ def build_demo(device: str = "auto", max_runs: int = MAX_RUNS, final_test: int |
                         status = gr.Markdown("Press **Train** to start.", elem_id="status")
                     with gr.Column(scale=3):
                         with gr.Row():
-                            loss_plot = gr.LinePlot(empty_curve["loss"], x="epoch", y="loss", color="series",
+                            loss_plot = gr.LinePlot(None, x="epoch", y="loss", color="series",
                                                     label="loss", color_map=colors, elem_id="loss-plot")
-                            acc_plot = gr.LinePlot(empty_curve["accuracy"], x="epoch", y="accuracy",
+                            acc_plot = gr.LinePlot(None, x="epoch", y="accuracy",
                                                    color="series", label="accuracy", color_map=colors,
                                                    elem_id="accuracy-plot")
                         gr.Markdown(f"**Per-frame activations** of test digit #{PROBE_INDEX}: one row per "

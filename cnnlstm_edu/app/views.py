@@ -72,8 +72,8 @@ def curve_frame(history: list[dict], metric: str, max_points: int = 400) -> pd.D
     if train and keep[-1] is not train[-1]:
         keep.append(train[-1])
     rows = keep + test
-    # Typed columns even when empty: the plot decides once, from its first value, that "series"
-    # is a category (two colours and a legend) and not a number (a colour gradient).
+    # Typed columns even when empty, so that "series" is a category (two colours and a legend),
+    # never a number (a colour gradient).
     return pd.DataFrame({"epoch": pd.Series([h["epoch"] for h in rows], dtype="float64"),
                          metric: pd.Series([h[metric] for h in rows], dtype="float64"),
                          "series": pd.Series([h["series"] for h in rows], dtype="object")})

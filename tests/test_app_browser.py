@@ -1,0 +1,150 @@
+"""The app in a real browser: Debian's chromium driven by playwright's Python package.
+
+Opens the page, trains with a short budget, waits for the accuracy curve and the activation
+images to appear, stops, and saves a screenshot (to $SAVE_SCREENSHOT when set, e.g.
+``SAVE_SCREENSHOT=docs/app.png``, else to pytest's tmp dir). A second test opens two tabs that
+train at once, then closes one and checks that its model is freed.
+
+Playwright's own browser download does not work on these machines, so the test uses
+/usr/bin/chromium (``apt-get install chromium``; ``.ci/run`` installs it). Without it the tests
+skip on a laptop, and FAIL in CI (``CI`` set), where a skipped browser test would hide a broken app.
+"""
+
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync"]
+
+
+def _need_chromium():
+    if Path(CHROMIUM).exists() or shutil.which(CHROMIUM):
+        return
+    message = f"{CHROMIUM} is missing: apt-get install -y chromium (CI installs it in .ci/run)"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    _need_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def url():
+    # A short heartbeat, so that a closed tab is noticed in about a second (gradio's default: 15 s).
+    os.environ["GRADIO_HEARTBEAT_INTERVAL"] = "1"
+    from cnnlstm_edu.app import build_demo, launch
+    from cnnlstm_edu.app.training import quadrant_data
+
+    quadrant_data("1234")                     # loaded before the clock starts, as app.py does at launch
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo = launch(build_demo(device="cpu", final_test=1000), port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        yield demo.local_url
+    finally:
+        demo.close()
+        os.environ.pop("GRADIO_HEARTBEAT_INTERVAL", None)
+
+
+def _open(browser, url):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(url)
+    page.wait_for_selector("#train-button", timeout=60_000)
+    return page
+
+
+def _curve_drawn(page, plot: str) -> bool:
+    """True once the plot's SVG holds a visible line (it has a colour) through two points or more."""
+    return page.evaluate(
+        """(id) => [...document.querySelectorAll(`#${id} svg .mark-line path`)]
+                      .some(p => p.getAttribute('stroke') && /L/.test(p.getAttribute('d') || ''))""", plot)
+
+
+def _wait(predicate, timeout: float, what: str):
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout:
+        if predicate():
+            return time.perf_counter() - t0
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def test_train_watch_stop_screenshot(browser, url, tmp_path):
+    page = _open(browser, url)
+    page.get_by_label("how long").fill("30")
+    t0 = time.perf_counter()
+    page.click("#train-button")
+    _wait(lambda: page.locator("#activations img").count() > 0, 60, "the activation images")
+    _wait(lambda: _curve_drawn(page, "accuracy-plot") and _curve_drawn(page, "loss-plot"), 90,
+          "the loss and accuracy curves")
+    first_seen = time.perf_counter() - t0
+    assert page.locator("#hidden img").count() > 0
+    assert "frame 4" in page.inner_text("#beliefs")
+    time.sleep(3)                             # a few more refreshes, for a screenshot worth looking at
+    page.click("#stop-button")
+    _wait(lambda: "Stopped" in page.inner_text("#status"), 60, "the end of the stopped run")
+    page.wait_for_selector("#confusion img", timeout=30_000)
+    text = page.inner_text("body")
+    assert "Test accuracy" in text and "Traceback" not in text and "Error" not in text
+    path = Path(os.environ.get("SAVE_SCREENSHOT") or tmp_path / "app.png")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 50_000
+    print(f"first curve point and images {first_seen:.2f} s after the click; screenshot {path}")
+    page.close()
+
+
+def test_bad_input_shows_a_message_not_a_trace(browser, url):
+    page = _open(browser, url)
+    page.get_by_label("batch size").fill("0")
+    page.click("#train-button")
+    _wait(lambda: "Batch size" in page.inner_text("#status"), 30, "the message")
+    assert "Traceback" not in page.inner_text("body")
+    page.close()
+
+
+def test_two_tabs_train_at_once_and_a_closed_tab_frees_its_model(browser, url):
+    from cnnlstm_edu.app.training import SESSIONS
+
+    contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(2)]
+    pages = []
+    for ctx, order in zip(contexts, ("1234", "4321")):
+        page = ctx.new_page()
+        page.goto(url)
+        page.wait_for_selector("#train-button", timeout=60_000)
+        page.get_by_label("how long").fill("60")
+        page.locator("#component-0").count()
+        page.get_by_text(order, exact=True).first.click()
+        pages.append(page)
+    for page in pages:
+        page.click("#train-button")
+    for page in pages:
+        _wait(lambda: _curve_drawn(page, "accuracy-plot"), 90, "both tabs' curves")
+    running = [s for s in list(SESSIONS._sessions.values()) if s.running]
+    assert len(running) == 2
+    assert sorted(s.settings.order for s in running) == ["1234", "4321"]    # each tab its own run
+    assert "quadrant 4" in pages[1].inner_text("#beliefs").split("\n")[1]    # tab 2 reads 4321: frame 1 is Q4
+
+    closing = next(s for s in running if s.settings.order == "1234")
+    contexts[0].close()                                                      # the tab goes away
+    _wait(lambda: closing.model is None, 30, "the closed tab's model to be freed")
+    assert closing.stop.is_set()
+    pages[1].click("#stop-button")
+    _wait(lambda: "Stopped" in pages[1].inner_text("#status"), 60, "the other tab to stop")
+    contexts[1].close()
