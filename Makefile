@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test train bench clean
+.PHONY: install test train demo bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,9 @@ test: $(STAMP)
 
 train: $(STAMP)
 	$(PY) -m cnnlstm_edu train --model cnn_lstm --time-budget 30
+
+demo: $(STAMP)
+	$(PY) app.py
 
 bench: $(STAMP)
 	$(PY) benchmarks/train_speed.py
