@@ -36,7 +36,7 @@ import torch  # noqa: E402
 from ..data import QUADRANT_ORDERS, quadrant_sequences  # noqa: E402
 from .shape_lab import MISTAKES, break_it, shape_report  # noqa: E402
 from .training import (MODEL_CHOICES, HIDDEN_FIELD, PROBE_INDEX, SESSIONS, Session,  # noqa: E402
-                       TrainSettings, device_label, quadrant_data, train_updates)
+                       TrainSettings, device_label, quadrant_data, train_updates, warm_up)
 from .tryit import DEFAULT_MODEL_SECONDS, default_model, frames_strip, sketch_to_mnist, stream_beliefs  # noqa: E402
 from .views import beliefs_html, curve_frame, digit_image, gallery_items  # noqa: E402
 
@@ -436,17 +436,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1 ...")
     parser.add_argument("--max-runs", type=int, default=MAX_RUNS, help="trainings at once, across tabs")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO)
+    logging.basicConfig(level=logging.WARNING)
     try:
         demo = build_demo(device=args.device, max_runs=args.max_runs)
         device_label(args.device)                    # a bad --device fails here, in one line
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    # Load MNIST and cut it into quadrants now, so that the first Train click starts at once.
+    # Load MNIST, cut it into quadrants and take one training step now, while the server starts,
+    # so that the first click on Train shows its first curve point within a second or two.
     import threading
 
-    threading.Thread(target=quadrant_data, args=("1234",), daemon=True).start()
+    threading.Thread(target=warm_up, kwargs={"device": args.device}, daemon=True).start()
     launch(demo, host=args.host, port=args.port, share=args.share)
     return 0
 

@@ -40,7 +40,8 @@ from ..train import Event, device_name, evaluate, fit, resolve_device, to_float
 from ..viz import Probe, confusion_matrix, probe
 
 __all__ = ["MODEL_CHOICES", "QuadrantData", "RunResult", "Session", "SessionRegistry", "SESSIONS",
-           "TrainSettings", "TrainUpdate", "predict", "quadrant_data", "train_updates"]
+           "TrainSettings", "TrainUpdate", "device_label", "predict", "quadrant_data", "train_updates",
+           "warm_up"]
 
 # What the page shows -> the registry name build_model() takes.
 MODEL_CHOICES = {"CNN-LSTM": "cnn_lstm", "CNN-ConvLSTM": "cnn_convlstm"}
@@ -403,6 +404,18 @@ def train_updates(session: Session, settings: TrainSettings, *, min_interval: fl
         if events is not None:
             events.close()
         session._run_lock.release()
+
+
+def warm_up(order: str = "1234", device: str = "auto") -> None:
+    """What a first click on Train would otherwise wait for: MNIST loaded and cut into quadrants,
+    and one training step, so that torch has set up its kernels. ``app.py`` runs it in the
+    background while the server starts."""
+    data = quadrant_data(order)
+    model = build_model("cnn_lstm")
+    for _ in fit(model, (data.train_x[:256], data.train_y[:256]), None, epochs=1, batch_size=128,
+                 device=device):
+        pass
+    probe(model, data.test_x[0])
 
 
 def device_label(device: str = "auto") -> str:
