@@ -56,8 +56,8 @@ def model():
 
 def test_teacher_forcing_is_one_batched_pass(model):
     video = torch.rand(2, 6, 1, 32, 32)
-    logits, _ = model.step(video[:, :-1])
-    torch.testing.assert_close(model.rollout(video, sampling_p=0.0), logits)
+    preds, _ = model.step(video[:, :-1])
+    torch.testing.assert_close(model.rollout(video, sampling_p=0.0), preds)
 
 
 def test_always_sampling_is_the_autoregressive_forecast(model):
@@ -65,7 +65,7 @@ def test_always_sampling_is_the_autoregressive_forecast(model):
     # what deployment does from a one-frame context.
     video = torch.rand(2, 6, 1, 32, 32)
     with torch.no_grad():
-        sampled = torch.sigmoid(model.rollout(video, sampling_p=1.0))
+        sampled = model.rollout(video, sampling_p=1.0)
     torch.testing.assert_close(sampled, model.forecast(video[:, :1], horizon=5))
 
 
@@ -74,8 +74,25 @@ def test_forecast_reads_the_context_then_feeds_itself(model):
     pred = model(video[:, :5], horizon=3)
     assert pred.shape == (2, 3, 1, 32, 32) and 0 <= pred.min() and pred.max() <= 1
     # The first forecast depends on the context only through the model's state.
-    logits, _ = model.step(video[:, :5])
-    torch.testing.assert_close(pred[:, 0], torch.sigmoid(logits[:, -1]))
+    preds, _ = model.step(video[:, :5])
+    torch.testing.assert_close(pred[:, 0], preds[:, -1])
+
+
+def test_a_one_hot_motion_kernel_shifts_the_frame_exactly(model):
+    # Force the head to "move everything one pixel right, keep all of it": the prediction must
+    # be the input shifted, pixel for pixel. This is why forecasts stay sharp when fed back.
+    M, K = model.config.motion_size, model.config.num_motions
+    with torch.no_grad():
+        model.motion.weight.zero_()
+        bias = torch.full((K, M, M), -1e4)
+        bias[:, M // 2, M // 2 - 1] = 1e4        # cross-correlation: read from the left neighbour
+        model.motion.bias.copy_(bias.flatten())
+        model.masks.weight.zero_()
+        model.masks.bias.copy_(torch.tensor([1e4] + [-1e4] * K))
+        frames = torch.rand(2, 3, 1, 32, 32)
+        preds, _ = model.step(frames)
+    torch.testing.assert_close(preds[..., 1:], frames[..., :-1])
+    assert preds[..., 0].abs().max() == 0
 
 
 def test_objective_metrics_against_hand_computation(model):
@@ -94,5 +111,7 @@ def test_next_frame_bad_input(model):
         model(torch.zeros(2, 5, 1, 28, 28))
     with pytest.raises(ValueError, match="divisible by 4"):
         NextFrame(frame_size=30)
+    with pytest.raises(ValueError, match="odd"):
+        NextFrame(motion_size=6)
     with pytest.raises(ValueError, match="probability"):
         model.rollout(torch.zeros(1, 3, 1, 32, 32), sampling_p=2)
