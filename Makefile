@@ -25,6 +25,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/train_speed.py
 	$(PY) benchmarks/convlstm_speed.py
+	$(PY) benchmarks/tricks.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
