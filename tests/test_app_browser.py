@@ -139,7 +139,7 @@ def test_two_tabs_train_at_once_and_a_closed_tab_frees_its_model(browser, url):
     running = [s for s in list(SESSIONS._sessions.values()) if s.running]
     assert len(running) == 2
     assert sorted(s.settings.order for s in running) == ["1234", "4321"]    # each tab its own run
-    assert "quadrant 4" in pages[1].inner_text("#beliefs").split("\n")[1]    # tab 2 reads 4321: frame 1 is Q4
+    assert "frame 1 (Q4)" in pages[1].inner_text("#beliefs")                 # tab 2 reads 4321: Q4 first
 
     closing = next(s for s in running if s.settings.order == "1234")
     contexts[0].close()                                                      # the tab goes away

@@ -37,7 +37,8 @@ from ..data import QUADRANT_ORDERS, quadrant_sequences  # noqa: E402
 from .shape_lab import MISTAKES, break_it, shape_report  # noqa: E402
 from .training import (MODEL_CHOICES, HIDDEN_FIELD, PROBE_INDEX, SESSIONS, Session,  # noqa: E402
                        TrainSettings, device_label, quadrant_data, train_updates, warm_up)
-from .tryit import DEFAULT_MODEL_SECONDS, default_model, frames_strip, sketch_to_mnist, stream_beliefs  # noqa: E402
+from . import tryit  # noqa: E402
+from .tryit import default_model, frames_strip, sketch_to_mnist, stream_beliefs  # noqa: E402
 from .views import beliefs_html, curve_frame, digit_image, gallery_items  # noqa: E402
 
 __all__ = ["build_demo", "launch", "main", "CSS", "THEME"]
@@ -197,7 +198,7 @@ def _try(session: Session | None, image: torch.Tensor, order: str, label: int | 
     if model is None:
         model = default_model(order)
         source = (f"No model trained in this tab yet: a stand-in CNN-LSTM, trained for "
-                  f"{DEFAULT_MODEL_SECONDS:g} s on order {order}, reads it.")
+                  f"{tryit.DEFAULT_MODEL_SECONDS:g} s on order {order}, reads it.")
     else:
         source = f"This tab's model ({settings.describe()}) reads it."
         if settings.order != order:
@@ -243,6 +244,11 @@ def try_random_digit(session: Session | None, order: str) -> tuple:
 # --- Shapes tab ----------------------------------------------------------------------------------
 
 
+def _md(text: str) -> str:
+    """Plain text for a Markdown field: ``B*T`` and ``x_t`` stay as written, not emphasis."""
+    return text.replace("\\", "\\\\").replace("*", "\\*").replace("_", "\\_").replace("\n", "  \n")
+
+
 def trace(model_label: str, B, T, C, H, W) -> tuple:
     """The Trace button: the table and the pipeline figure, or what went wrong and why."""
     try:
@@ -250,7 +256,7 @@ def trace(model_label: str, B, T, C, H, W) -> tuple:
     except ValueError as e:
         return _warn(str(e)), "", None
     message = "The model ran: every module's input and output, axes named." if report.error is None else (
-        f"**The forward pass failed.** PyTorch said: `{report.error}`\n\n**Diagnosis:** {report.advice}")
+        f"**The forward pass failed.** PyTorch said: `{report.error}`\n\n**Diagnosis:** {_md(report.advice)}")
     table = report.trace._repr_html_() if report.trace is not None else ""
     figure = report.trace.plot() if report.trace is not None and len(report.trace) else None
     return message, table, figure
@@ -264,7 +270,7 @@ def break_model(key: str, model_label: str, B, T, C, H, W) -> tuple:
         return "", _warn(str(e))
     mistake = MISTAKES[key]
     return run.code, (f"**{mistake.title}.** {mistake.story}\n\n**PyTorch says:** `{run.error}`\n\n"
-                      f"**explain() says:** {run.advice}")
+                      f"**explain() says:** {_md(run.advice)}")
 
 
 # --- the page ------------------------------------------------------------------------------------
@@ -343,7 +349,7 @@ def build_demo(device: str = "auto", max_runs: int = MAX_RUNS, final_test: int |
             with gr.Tab("Try it", id="try"):
                 with gr.Row():
                     with gr.Column():
-                        sketch = gr.Sketchpad(label="draw a digit", type="numpy", image_mode="RGBA",
+                        sketch = gr.Sketchpad(label="draw a digit (pick the brush on the left first)", type="numpy", image_mode="RGBA",
                                               canvas_size=(280, 280), layers=False, transforms=(),
                                               brush=gr.Brush(colors=["#000000"], color_mode="fixed",
                                                              default_size=18))
@@ -356,15 +362,18 @@ def build_demo(device: str = "auto", max_runs: int = MAX_RUNS, final_test: int |
                             random_btn = gr.Button("Random test digit")
                     with gr.Column():
                         try_msg = gr.Markdown("Draw a digit, or pick one from the test set.", elem_id="try-message")
+                        try_beliefs = gr.HTML(beliefs_html(None), elem_id="try-beliefs")
                         with gr.Row():
-                            seen = gr.Image(label="what the model gets (28x28, MNIST-style)", type="numpy",
-                                            format="png", interactive=False, elem_classes="pixelated",
-                                            height=180)
-                            frames = gr.Image(label="the four frames, in the order fed", type="numpy",
-                                              format="png", interactive=False, elem_classes="pixelated",
-                                              height=100)
-                        try_beliefs = gr.HTML(beliefs_html(None), label="belief after each frame",
-                                              elem_id="try-beliefs")
+                            with gr.Column(scale=2, min_width=160):
+                                gr.Markdown("**What the model gets**: 28x28, MNIST-style")
+                                seen = gr.Image(label="what the model gets", show_label=False, type="numpy",
+                                                format="png", interactive=False, elem_classes="pixelated",
+                                                height=180, buttons=["download"], elem_id="try-digit")
+                            with gr.Column(scale=3, min_width=240):
+                                gr.Markdown("**The four frames**, in the order they are fed")
+                                frames = gr.Image(label="the four frames", show_label=False, type="numpy",
+                                                  format="png", interactive=False, elem_classes="pixelated",
+                                                  buttons=["download"], elem_id="try-frames")
 
             with gr.Tab("Shapes", id="shapes"):
                 gr.Markdown("Pick the size of a batch of clips `(B, T, C, H, W)` and a model: the model is "
@@ -376,9 +385,8 @@ def build_demo(device: str = "auto", max_runs: int = MAX_RUNS, final_test: int |
                     shape_model = gr.Dropdown(list(MODEL_CHOICES), value="CNN-LSTM", label="model")
                     trace_btn = gr.Button("Trace", variant="primary")
                 trace_msg = gr.Markdown("", elem_id="trace-message")
-                with gr.Row():
-                    trace_table = gr.HTML("", elem_id="trace-table")
-                    pipeline = gr.Plot(label="pipeline", format="png", elem_id="pipeline")
+                trace_table = gr.HTML("", elem_id="trace-table")
+                pipeline = gr.Plot(label="pipeline", format="png", elem_id="pipeline")
                 gr.Markdown("### Break it")
                 with gr.Row():
                     break_btns = {key: gr.Button(m.title, size="sm") for key, m in MISTAKES.items()}

@@ -24,7 +24,7 @@ def beliefs_html(probs: torch.Tensor | None, order: str | None = None, label: in
     header is green.
 
     >>> text = beliefs_html(torch.full((4, 10), 0.1), order="1234", label=7)
-    >>> text.count("<tr>"), "frame 4 (quadrant 4)" in text
+    >>> text.count("<tr>"), "frame 4 (Q4)" in text
     (5, True)
     """
     if probs is None:
@@ -34,12 +34,12 @@ def beliefs_html(probs: torch.Tensor | None, order: str | None = None, label: in
     head = ['<th style="text-align:left;padding:2px 8px 2px 0">after</th>']
     for k in range(K):
         style = f"color:{_TRUE};text-decoration:underline" if k == label else ""
-        head.append(f'<th style="width:22px;text-align:center;{style}">{k}</th>')
-    head.append('<th style="text-align:left;padding-left:8px">believes</th>')
+        head.append(f'<th style="width:20px;text-align:center;padding:2px;{style}">{k}</th>')
+    head.append('<th style="text-align:left;padding-left:8px">says</th>')
     rows = ["<tr>" + "".join(head) + "</tr>"]
     for t in range(T):
         top = int(probs[t].argmax())
-        name = f"frame {t + 1}" + (f" (quadrant {order[t]})" if order and len(order) == T else "")
+        name = f"frame {t + 1}" + (f" (Q{order[t]})" if order and len(order) == T else "")
         cells = [f'<td style="padding:2px 8px 2px 0;white-space:nowrap">{html.escape(name)}</td>']
         for k in range(K):
             p = float(probs[t, k])
@@ -51,7 +51,8 @@ def beliefs_html(probs: torch.Tensor | None, order: str | None = None, label: in
         cells.append(f'<td style="padding-left:8px;white-space:nowrap"><b>{top}</b> '
                      f'({float(probs[t, top]):.0%}){mark}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    caption = "" if label is None else f"<p style='margin:4px 0 0 0'>true digit: <b>{label}</b></p>"
+    caption = ("<p style='margin:4px 0 0 0'>Q1-Q4: quadrants top-left, top-right, bottom-left, bottom-right"
+               + ("" if label is None else f"; true digit: <b>{label}</b>") + "</p>")
     return ('<div class="beliefs" style="font-size:13px;overflow-x:auto">'
             '<table style="border-collapse:collapse">' + "".join(rows) + "</table>" + caption + "</div>")
 
