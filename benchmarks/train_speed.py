@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -39,6 +40,7 @@ def run_once(model: str, device: str, budget: float, seed: int) -> dict:
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     result["wall_seconds"] = time.perf_counter() - t0
     result["command"] = " ".join(["python"] + cmd[1:])
+    result["load"] = os.getloadavg()[0]      # above the core count: other work shared the CPU
     return result
 
 
@@ -67,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             "steps": statistics.median(r["steps"] for r in runs),
             "train_s": statistics.median(r["train_seconds"] for r in runs),
             "wall_s": statistics.median(r["wall_seconds"] for r in runs),
+            "load": max(r["load"] for r in runs),
             "command": runs[0]["command"].replace("--seed 0", "--seed K"),
         }
         rows.append(row)
@@ -80,15 +83,17 @@ def main(argv: list[str] | None = None) -> int:
             "Written by `python benchmarks/train_speed.py` (`make bench`). Each row is the median over "
             f"seeds 0..{args.repeats - 1} of a fresh CLI run; accuracy on the 10,000 MNIST test digits "
             "cut into quadrants (order 1234). The budget counts training steps only; data loading "
-            "and the final evaluation come on top (`wall s` is the whole process).", "",
+            "and the final evaluation come on top (`wall s` is the whole process). `load` is the "
+            "highest 1-minute load average seen at the end of a run: above the core count, other "
+            "processes shared the CPU and the run got fewer steps than a quiet machine gives.", "",
             *hardware(args.device), "",
-            "| model | device | budget s | test acc (median) | worst | best | epochs | steps | train s | wall s |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "| model | device | budget s | test acc (median) | worst | best | epochs | steps | train s | wall s | load |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in rows:
             lines.append(f"| {r['model']} | {r['device']} | {r['budget']:g} | {r['median']:.2%} | "
                          f"{r['worst']:.2%} | {r['best']:.2%} | {r['epochs']:.2f} | {r['steps']:.0f} | "
-                         f"{r['train_s']:.1f} | {r['wall_s']:.1f} |")
+                         f"{r['train_s']:.1f} | {r['wall_s']:.1f} | {r['load']:.1f} |")
         lines += ["", "Commands:", ""] + [f"    {r['command']}" for r in rows] + [""]
         Path(args.out).write_text("\n".join(lines))
         print(f"wrote {args.out}")
