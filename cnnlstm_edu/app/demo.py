@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 DEFAULT_PORT = 7860
 MAX_RUNS = 2        # trainings at once; on a 2-core CPU two runs already share the cores
 CSS = """
-.pixelated img { image-rendering: pixelated; }
+.pixelated img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }
 #status { min-height: 3em; }
 """
 THEME = gr.themes.Soft(primary_hue="orange", secondary_hue="blue")
@@ -153,7 +153,9 @@ def _curve(history: list[dict], metric: str):
 def _activation_image(p):
     from ..viz import activation_mosaic
 
-    return activation_mosaic(p)
+    # Small cells (28 px): the browser scales the image up with square pixels (CSS), and a
+    # smaller PNG is cheaper to encode and to send several times a second.
+    return activation_mosaic(p, cell=28, gap=3, group_gap=10)
 
 
 def _hidden_image(p):
@@ -161,7 +163,7 @@ def _hidden_image(p):
 
     if p.hidden.numel() == 0:
         return None
-    return heatmap_image(p.hidden, row_height=24)   # (T*24, ~640, 3): a row per step, a block per unit
+    return heatmap_image(p.hidden, width=384, row_height=12)   # (T*12, ~384, 3): a row per step, a block per unit
 
 
 def _confusion_figure(cm):

@@ -161,8 +161,9 @@ def default_model(order: str = "1234", seconds: float | None = None, device: str
             data = quadrant_data(order)
             torch.manual_seed(0)
             model = build_model("cnn_lstm")
-            for _ in fit(model, (data.train_x, data.train_y), None,
-                         time_budget=seconds or DEFAULT_MODEL_SECONDS, device=device):
+            d = resolve_device(device)
+            for _ in fit(model, (data.train_for(d), data.train_y), None,
+                         time_budget=seconds or DEFAULT_MODEL_SECONDS, device=d):
                 pass
             _default_models[key] = model.eval()
         return _default_models[key]
