@@ -16,32 +16,18 @@ loading the data and the final evaluation are outside the budget (reported separ
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from common import hardware  # noqa: E402
+from common import hardware, train_cli  # noqa: E402
 
 
 def run_once(model: str, device: str, budget: float, seed: int) -> dict:
-    cmd = [sys.executable, "-m", "cnnlstm_edu", "train", "--model", model, "--device", device,
-           "--time-budget", str(budget), "--seed", str(seed), "--json"]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=HERE.parent)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    result["wall_seconds"] = time.perf_counter() - t0
-    result["command"] = " ".join(["python"] + cmd[1:])
-    result["load"] = os.getloadavg()[0]      # above the core count: other work shared the CPU
-    return result
+    return train_cli("--model", model, "--device", device, "--time-budget", str(budget), "--seed", str(seed))
 
 
 def main(argv: list[str] | None = None) -> int:

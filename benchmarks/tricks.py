@@ -16,29 +16,13 @@ Every row is a fresh run of the CLI, exactly as a learner would type it:
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from common import hardware  # noqa: E402
-
-
-def cli(*args: str) -> dict:
-    cmd = [sys.executable, "-m", "cnnlstm_edu", "train", *args, "--json"]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=HERE.parent)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    result["wall_seconds"] = time.perf_counter() - t0
-    result["command"] = "python -m cnnlstm_edu train " + " ".join(args)
-    print(f"{result['command']}: done in {result['wall_seconds']:.0f}s", flush=True)
-    return result
+from common import hardware, train_cli as cli  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
