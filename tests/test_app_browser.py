@@ -2,7 +2,7 @@
 
 Opens the page, trains with a short budget, waits for the accuracy curve and the activation
 images to appear, stops, and saves a screenshot (to $SAVE_SCREENSHOT when set, e.g.
-``SAVE_SCREENSHOT=docs/app.png``, else to pytest's tmp dir). A second test opens two tabs that
+``SAVE_SCREENSHOT=docs/app.png WATCH_SECONDS=15``, else to pytest's tmp dir). A second test opens two tabs that
 train at once, then closes one and checks that its model is freed.
 
 Playwright's own browser download does not work on these machines, so the test uses
@@ -96,7 +96,8 @@ def test_train_watch_stop_screenshot(browser, url, tmp_path):
     first_seen = time.perf_counter() - t0
     assert page.locator("#hidden img").count() > 0
     assert "frame 4" in page.inner_text("#beliefs")
-    time.sleep(3)                             # a few more refreshes, for a screenshot worth looking at
+    # A few more refreshes, for a screenshot worth looking at (docs/app.png: WATCH_SECONDS=15).
+    time.sleep(float(os.environ.get("WATCH_SECONDS", 3)))
     page.click("#stop-button")
     _wait(lambda: "Stopped" in page.inner_text("#status"), 60, "the end of the stopped run")
     page.wait_for_selector("#confusion img", timeout=30_000)

@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 DEFAULT_PORT = 7860
 MAX_RUNS = 2        # trainings at once; on a 2-core CPU two runs already share the cores
 CSS = """
-.pixelated img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }
+.pixelated img { image-rendering: pixelated; }
 #status { min-height: 3em; }
 """
 THEME = gr.themes.Soft(primary_hue="orange", secondary_hue="blue")
@@ -153,9 +153,7 @@ def _curve(history: list[dict], metric: str):
 def _activation_image(p):
     from ..viz import activation_mosaic
 
-    # Small cells (28 px): the browser scales the image up with square pixels (CSS), and a
-    # smaller PNG is cheaper to encode and to send several times a second.
-    return activation_mosaic(p, cell=28, gap=3, group_gap=10)
+    return activation_mosaic(p)                # (180, 798, 3): 42-px cells, a row per frame
 
 
 def _hidden_image(p):
@@ -163,7 +161,7 @@ def _hidden_image(p):
 
     if p.hidden.numel() == 0:
         return None
-    return heatmap_image(p.hidden, width=384, row_height=12)   # (T*12, ~384, 3): a row per step, a block per unit
+    return heatmap_image(p.hidden, row_height=24)   # (T*24, ~640, 3): a row per step, a block per unit
 
 
 def _confusion_figure(cm):
@@ -339,7 +337,7 @@ def build_demo(device: str = "auto", max_runs: int = MAX_RUNS, final_test: int |
                                             "per unit (blue -1, white 0, red +1).")
                                 hidden_img = gr.Image(label="hidden state", show_label=False, type="numpy",
                                                       format="png", interactive=False, elem_id="hidden",
-                                                      elem_classes="pixelated", height=130,
+                                                      elem_classes="pixelated", height=120,
                                                       buttons=["download", "fullscreen"])
                 with gr.Row():
                     final = gr.Markdown("", elem_id="final")
