@@ -95,6 +95,22 @@ def test_short_run_streams_updates_and_keeps_a_trained_model():
     assert "test accuracy" in end.status
 
 
+def test_convlstm_run_by_epochs():
+    session = Session()
+    settings = TrainSettings(model="cnn_convlstm", hidden=8, epochs=0.01, seconds=None, **QUICK)
+    updates = list(train_updates(session, settings))
+    end = updates[-1]
+    assert end.kind == "end" and end.result.steps == 5                  # ceil(600 / 128) steps
+    assert end.probe.hidden.shape == (4, 8 * 3 * 3)                      # the ConvLSTM's map, flattened
+    assert session.model.convlstm.hidden_channels == 8
+    assert "epoch" in updates[1].status and "of 0.01" in updates[1].status
+
+
+def test_model_choice_sets_its_default_hidden_size():
+    assert app.model_changed("CNN-LSTM") == 128 and app.model_changed("CNN-ConvLSTM") == 32
+    assert app.budget_changed("epochs") == 1 and app.budget_changed("seconds") == 15
+
+
 def test_stop_ends_training_within_a_second_and_keeps_the_model():
     session = Session()
     updates = train_updates(session, TrainSettings(seconds=60, **QUICK))
