@@ -47,8 +47,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .layers import RECURRENT_TYPES
+
 __all__ = ["Event", "Curriculum", "Classification", "fit", "evaluate", "resolve_device",
-           "device_name", "to_float", "parameter_groups", "RECURRENT_TYPES"]
+           "device_name", "to_float", "parameter_groups"]
 
 
 @dataclass
@@ -102,17 +104,6 @@ class Curriculum:
     sampling_step: float = 0.25
 
 
-RECURRENT_TYPES: tuple[type[nn.Module], ...] = (nn.RNNBase, nn.LSTMCell, nn.GRUCell, nn.RNNCell)
-
-
-def _recurrent_types() -> tuple[type[nn.Module], ...]:
-    # The package's own recurrent layers count too; imported here to keep this module's
-    # import light.
-    from .layers.convlstm import ConvLSTM, ConvLSTMCell
-    from .layers.lstm import LSTM, LSTMCell
-    return RECURRENT_TYPES + (ConvLSTM, ConvLSTMCell, LSTM, LSTMCell)
-
-
 def parameter_groups(model: nn.Module, weight_decay: float = 0.0,
                      recurrent_weight_decay: float = 0.0) -> list[dict]:
     """Optimizer parameter groups: recurrent layers' weights apart from everything else.
@@ -126,10 +117,9 @@ def parameter_groups(model: nn.Module, weight_decay: float = 0.0,
     >>> [(g["name"], g["weight_decay"], g["names"]) for g in groups][0]
     ('recurrent weights', 0.001, ['lstm.weight_ih_l0', 'lstm.weight_hh_l0'])
     """
-    recurrent_types = _recurrent_types()
     recurrent: dict[int, str] = {}
     for module_name, module in model.named_modules():
-        if isinstance(module, recurrent_types):
+        if isinstance(module, RECURRENT_TYPES):
             for name, p in module.named_parameters(recurse=False):
                 if name.startswith("weight"):
                     recurrent[id(p)] = f"{module_name}.{name}" if module_name else name
