@@ -53,8 +53,6 @@ CSS = """
 """
 THEME = gr.themes.Soft(primary_hue="orange", secondary_hue="blue")
 
-_LABEL = {v: k for k, v in MODEL_CHOICES.items()}
-
 
 def _warn(message: str) -> str:
     return f"**Cannot do that:** {message}"
@@ -436,8 +434,9 @@ def launch(demo: gr.Blocks | None = None, host: str = "127.0.0.1", port: int | N
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python app.py", description="Serve the cnnlstm-edu Gradio app.")
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0: the network)")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                        help="address to bind (default $GRADIO_SERVER_NAME or 127.0.0.1: this machine "
+                             "only; 0.0.0.0: the network)")
     parser.add_argument("--port", type=int, default=None,
                         help=f"port (default $GRADIO_SERVER_PORT or {DEFAULT_PORT})")
     parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
