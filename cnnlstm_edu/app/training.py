@@ -6,7 +6,9 @@ through the model (:func:`~cnnlstm_edu.viz.probe`), now and then scores a slice 
 set, and hands the page a :class:`TrainUpdate`. How often is set by what it costs: a refresh
 that took ``c`` seconds waits ``c * (1 - share) / share`` before the next, so the extra work
 stays near ``share`` of the wall time whatever the machine, and never more often than every
-``min_interval`` seconds (the page wants at most a few updates a second).
+``min_interval`` seconds. Two a second look live, and leave the CPU to training: on a 2-core
+machine the browser drawing the page shares the cores with the model, and 4 updates a second
+cost about a tenth of the training speed there (benchmarks/app_speed.md).
 
 Every browser tab gets its own :class:`Session` (kept in a ``gr.State``): its own model, its own
 stop switch, its own curves. Nothing here imports gradio, so a test or a notebook can drive a
@@ -313,8 +315,8 @@ def _status(settings: TrainSettings, event: Event, history: list[dict]) -> str:
     return "; ".join(parts)
 
 
-def train_updates(session: Session, settings: TrainSettings, *, min_interval: float = 0.25,
-                  share: float = 0.06, test_share: float = 0.04, test_every: float = 1.0,
+def train_updates(session: Session, settings: TrainSettings, *, min_interval: float = 0.5,
+                  share: float = 0.04, test_share: float = 0.03, test_every: float = 1.0,
                   test_subset: int = 500, misclassified: int = 12) -> Iterator[TrainUpdate]:
     """Train a fresh model for ``session`` and yield what the page shows, as it happens.
 
@@ -383,6 +385,8 @@ def train_updates(session: Session, settings: TrainSettings, *, min_interval: fl
                 timings["refreshes"] += 1
                 timings["refresh_seconds"] += cost
                 next_refresh = time.perf_counter() + max(min_interval, cost * (1 - share) / share)
+                if kind == "start":
+                    next_refresh = 0.0           # the first curve point goes out as soon as it exists
         if session.closed or last is None:
             return
         wall = time.perf_counter() - t_click
