@@ -387,6 +387,7 @@ def train_updates(session: Session, settings: TrainSettings, *, min_interval: fl
                 next_refresh = time.perf_counter() + max(min_interval, cost * (1 - share) / share)
                 if kind == "start":
                     next_refresh = 0.0           # the first curve point goes out as soon as it exists
+        timings["training_ended_at"] = time.perf_counter()      # for measuring how fast Stop acts
         if session.closed or last is None:
             return
         wall = time.perf_counter() - t_click
