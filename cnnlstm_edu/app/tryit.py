@@ -24,9 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..layers.stateful import Stateful
+from ..models.streaming import FrameStreamer
 from ..train import to_float
-from ..viz import recurrent_layer
 
 __all__ = ["DEFAULT_MODEL_SECONDS", "default_model", "frames_strip", "sketch_to_mnist", "stream_beliefs"]
 
@@ -102,27 +101,15 @@ def sketch_to_mnist(sketch) -> np.ndarray:
 @torch.no_grad()
 def stream_beliefs(model: nn.Module, seq: torch.Tensor) -> torch.Tensor:
     """Class probabilities ``(T, classes)`` after each frame of ``seq`` ``(T, C, H, W)``, fed one
-    frame per call through ``Stateful(recurrent layer)``.
-
-    Works for ``CNNLSTM`` and ``CNNConvLSTM``: ``encoder``, a recurrent layer, ``classifier``.
-    The model runs in eval mode; its mode is restored.
+    frame per call through :class:`~cnnlstm_edu.models.streaming.FrameStreamer` (``Stateful``
+    around the recurrent layer). The model runs in eval mode; its mode is restored.
     """
-    rnn = recurrent_layer(model)
-    if rnn is None or not hasattr(model, "encoder") or not hasattr(model, "classifier"):
-        raise TypeError(f"stream_beliefs needs a CNN-LSTM or CNN-ConvLSTM, got {type(model).__name__}")
     device = next(model.parameters()).device
     x = to_float(seq.to(device)).unsqueeze(0)          # (1, T, C, H, W)
-    stream = Stateful(rnn)
     was_training = model.training
-    model.eval()
-    beliefs = []
     try:
-        for t in range(x.shape[1]):
-            frame = x[:, t:t + 1]                      # (1, 1, C, H, W): a clip of one frame
-            feats = model.encoder(frame)               # (1, 1, F) or (1, 1, C', H', W')
-            h = stream(feats)[:, -1]                   # (1, hidden) or (1, F, H', W'): carried on
-            logits = model.classifier(h.flatten(1))    # (1, classes)
-            beliefs.append(logits[0].float().softmax(-1))
+        stream = FrameStreamer(model.eval())
+        beliefs = [stream(x[:, t])[0].float().softmax(-1) for t in range(x.shape[1])]  # T x (classes,)
     finally:
         model.train(was_training)
     return torch.stack(beliefs).cpu()                  # (T, classes)
