@@ -166,7 +166,7 @@ def test_train_handler_reports_bad_input_in_the_page():
 @pytest.fixture(scope="module")
 def trained_session():
     session = Session()
-    list(train_updates(session, TrainSettings(epochs=0.1, seconds=None, **QUICK)))
+    list(train_updates(session, TrainSettings(epochs=0.03, seconds=None, **QUICK)))
     return session
 
 
@@ -380,7 +380,9 @@ def test_two_sessions_train_at_once_without_seeing_each_other(served):
     assert min(a1, b1) - max(a0, b0) > 1.0
 
 
-def test_try_and_shape_endpoints(served):
+def test_try_and_shape_endpoints(served, monkeypatch):
+    from cnnlstm_edu.app import tryit
+    monkeypatch.setattr(tryit, "DEFAULT_MODEL_SECONDS", 0.5)          # this client has no model of its own
     client = _client(served)
     message, *_ = client.predict(7, "1234", api_name="/try_digit")
     assert "true digit is **9**" in message
