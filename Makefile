@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/train_speed.py
 	$(PY) benchmarks/convlstm_speed.py
 	$(PY) benchmarks/tricks.py
+	$(PY) benchmarks/app_speed.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
