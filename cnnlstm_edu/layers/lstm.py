@@ -19,7 +19,9 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from cnnlstm_edu.shapes import ShapeError, check_shape, describe
+from cnnlstm_edu.shapes import check_shape
+
+from .convlstm import _positive_int, _unpack_state  # the same argument and state checks
 
 __all__ = ["LSTMGates", "LSTMCell", "LSTM"]
 
@@ -31,12 +33,6 @@ class LSTMGates(NamedTuple):
     f: torch.Tensor  #: forget gate in (0, 1): how much of the old cell to keep
     g: torch.Tensor  #: candidate in (-1, 1): what to write
     o: torch.Tensor  #: output gate in (0, 1): how much of the cell to show as h
-
-
-def _positive_int(value, name: str, owner: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{owner}: {name} must be a positive int, got {value!r}.")
-    return value
 
 
 class LSTMCell(nn.Module):
@@ -200,20 +196,3 @@ class LSTM(nn.Module):
     def extra_repr(self) -> str:
         return f"batch_first={self.batch_first}"
 
-
-def _unpack_state(state, expected: tuple[int, ...], axes: str, owner: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Check that ``state`` is a pair ``(h, c)`` of tensors shaped ``expected``; return it."""
-    if not isinstance(state, (tuple, list)) or len(state) != 2:
-        raise ValueError(
-            f"{owner}: state must be a pair (h, c), each {describe(expected, axes)}, got "
-            f"{type(state).__name__}. Pass state=None to start from zeros."
-        )
-    for name, s in zip("hc", state):
-        if not isinstance(s, torch.Tensor):
-            raise TypeError(f"{owner}: state {name} must be a torch.Tensor, got {type(s).__name__}.")
-        if tuple(s.shape) != expected:
-            raise ShapeError(
-                f"{owner}: state {name} should be {describe(expected, axes)}, got {tuple(s.shape)}. "
-                "Pass state=None to start from zeros, or the state the previous call returned."
-            )
-    return state[0], state[1]
