@@ -3,13 +3,19 @@
 The "usual" ConvLSTM, as most public PyTorch implementations write it, runs one convolution per
 time step over the concatenation ``[x_t, h]``: the input and the recurrent kernels stacked into
 one ``Conv2d`` with ``C + F`` input channels. Ours (``cnnlstm_edu.layers.convlstm.ConvLSTM``)
-convolves the inputs of all T frames at once before the time loop (time folded into the batch)
-and keeps only the recurrent convolution inside it, without a ``torch.cat`` per step. Both do
-the same arithmetic; this script first checks that they give the same numbers with shared
-weights, then times them.
+has two strategies for the input half of the gates, timed here side by side:
+
+* ``hoisted``: one convolution over all T frames before the time loop (time folded into the
+  batch), only the recurrent convolution inside it. The default on a GPU.
+* ``per_step``: one convolution over ``[x_t, h]`` per step, like the reference, but the first
+  step from a zero state convolves ``x_0`` alone, and the steps are taken with ``unbind`` (so
+  backward gathers their gradients in one pass). The default on a CPU.
+
+All three do the same arithmetic; the script first checks that they give the same output, state
+and input gradient with shared weights, then times them, taking turns run by run.
 
     python benchmarks/convlstm_speed.py                  # CPU, writes benchmarks/convlstm_speed.md
-    python benchmarks/convlstm_speed.py --device cuda    # GPU (writes convlstm_speed.md too: use --out)
+    python benchmarks/convlstm_speed.py --device cuda --out benchmarks/convlstm_speed_cuda.md
     python benchmarks/convlstm_speed.py --quick          # tiny sizes, one run each: a smoke test
 
 Needs only torch and this package.
@@ -102,23 +108,34 @@ def _time_ms(fn, device: torch.device) -> float:
     return 1000 * (time.perf_counter() - start)
 
 
+STRATEGIES = ("per_step", "hoisted")
+
+
+def _run(model: nn.Module, x: torch.Tensor):
+    """(output, h, c) of one layer, shaped alike for ours and the reference."""
+    output, (h, c) = model(x)
+    return output, h.reshape(c.shape[-4:]), c.reshape(c.shape[-4:])  # ours: (1, B, ...) -> (B, ...)
+
+
 def check_same_numbers(ours: ConvLSTM, ref: ConcatConvLSTM, x: torch.Tensor) -> None:
     """Same outputs and input gradients with shared weights, else the timing would mean nothing."""
     tf32 = torch.backends.cudnn.allow_tf32
     torch.backends.cudnn.allow_tf32 = False  # TF32 convolutions round differently per algorithm
     try:
-        outs, grads = [], []
-        for model in (ours, ref):
+        results = []
+        for strategy in (*STRATEGIES, None):
+            model = ref if strategy is None else ours
+            ours.input_conv = strategy or "auto"
             xg = x.detach().clone().requires_grad_()
-            out, (h, c) = model(xg)
-            out.sum().backward()
-            outs.append((out, h.reshape(c.shape[-4:]), c.reshape(c.shape[-4:])))
-            grads.append(xg.grad)
-        for a, b in zip(outs[0], outs[1]):
-            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
-        torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-5)
+            out = _run(model, xg)
+            out[0].sum().backward()
+            results.append((*out, xg.grad))
+        for other in results[1:]:
+            for a, b in zip(results[0], other):
+                torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     finally:
         torch.backends.cudnn.allow_tf32 = tf32
+        ours.input_conv = "auto"
         for model in (ours, ref):
             model.zero_grad(set_to_none=True)
 
@@ -142,17 +159,20 @@ def bench_size(size: Size, device: torch.device, repeats: int, warmup: int) -> d
         with torch.no_grad():
             model(x)
 
-    jobs = {(name, kind): (fn, model) for name, model in (("ours", ours), ("ref", ref))
-            for kind, fn in (("train", train_step), ("infer", inference))}
-    times = {key: [] for key in jobs}
+    contenders = {"per_step": ours, "hoisted": ours, "reference": ref}
+    times = {(name, kind): [] for name in contenders for kind in ("train", "infer")}
     for i in range(warmup + repeats):
         # Interleaved, one run of each per round, so that a background load that comes and goes
-        # slows both implementations alike instead of whichever ran at the time.
-        for key, (fn, model) in jobs.items():
-            ms = _time_ms(lambda: fn(model), device)
-            if i >= warmup:
-                times[key].append(ms)
-    row = {"size": str(size), "load": load_average()}
+        # slows every contender alike instead of whichever ran at the time.
+        for name, model in contenders.items():
+            ours.input_conv = name if name in STRATEGIES else "auto"
+            for kind, fn in (("train", train_step), ("infer", inference)):
+                ms = _time_ms(lambda: fn(model), device)
+                if i >= warmup:
+                    times[name, kind].append(ms)
+    ours.input_conv = "auto"
+    row = {"size": str(size), "load": load_average(),
+           "default": "hoisted" if ours._hoists(x) else "per_step"}
     row.update({f"{name}_{kind}": statistics.median(t) for (name, kind), t in times.items()})
     return row
 
@@ -187,30 +207,33 @@ def hardware(device: torch.device) -> list[str]:
 
 def to_markdown(rows: list[dict], device: torch.device, repeats: int, warmup: int, command: str) -> str:
     out = [
-        "# ConvLSTM speed: hoisted input convolution vs. one conv over cat([x_t, h]) per step",
+        "# ConvLSTM speed: ours (per-step and hoisted input convolution) vs. the usual ConvLSTM",
         "",
-        f"Generated by `{command}`. "
-        f"Device: **{device.type}**. Median of {repeats} runs after {warmup} warm-up runs "
-        "(the implementations take turns, run by run), "
-        "float32, one layer, zero initial state, 'same' padding. *train* is forward + backward "
-        "(gradients for the weights and the input), *infer* is a forward under `no_grad`. "
-        "Both implementations were first checked to give the same output, state and input "
-        "gradient with shared weights. Ratio > 1 means ours is faster. The last column is the "
-        "machine's 1-minute load average when the size finished: above the thread count, other "
-        "processes were competing for the cores and the numbers are noisier.",
+        f"Generated by `{command}`. Device: **{device.type}**. Median of {repeats} runs after "
+        f"{warmup} warm-up runs (the contenders take turns, run by run), float32, one layer, zero "
+        "initial state, 'same' padding. *train* is forward + backward (gradients for the weights "
+        "and the input), *infer* is a forward under `no_grad`. The reference runs one convolution "
+        "over `cat([x_t, h])` per step, as most public PyTorch ConvLSTMs do. All were first checked "
+        "to give the same output, state and input gradient with shared weights. *vs. reference* "
+        "> 1 means ours is faster. **Bold** is the strategy `ConvLSTM` uses by default on this "
+        "device. The load average (1 minute, after each size) above the thread count means other "
+        "processes were competing for the cores, and the numbers are noisier.",
         "",
         *hardware(device),
         "",
-        "| size | ours train (ms) | reference train (ms) | train ratio "
-        "| ours infer (ms) | reference infer (ms) | infer ratio | load avg after |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| size | ConvLSTM | train (ms) | vs. reference | infer (ms) | vs. reference | load avg |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        out.append(
-            f"| {r['size']} | {r['ours_train']:.1f} | {r['ref_train']:.1f} | "
-            f"{r['ref_train'] / r['ours_train']:.2f}× | {r['ours_infer']:.1f} | {r['ref_infer']:.1f} | "
-            f"{r['ref_infer'] / r['ours_infer']:.2f}× | {r['load']} |"
-        )
+        for name in (*STRATEGIES, "reference"):
+            label = f"**ours, {name}**" if name == r["default"] else (
+                "reference" if name == "reference" else f"ours, {name}")
+            train, infer = r[f"{name}_train"], r[f"{name}_infer"]
+            out.append(
+                f"| {r['size'] if name == STRATEGIES[0] else ''} | {label} | {train:.1f} | "
+                f"{r['reference_train'] / train:.2f}× | {infer:.1f} | {r['reference_infer'] / infer:.2f}× | "
+                f"{r['load'] if name == STRATEGIES[0] else ''} |"
+            )
     return "\n".join(out) + "\n"
 
 
@@ -236,9 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     for size in sizes:
         row = bench_size(size, device, repeats, warmup)
         rows.append(row)
-        print(f"{row['size']}: train ours {row['ours_train']:.1f} ms, reference {row['ref_train']:.1f} ms "
-              f"({row['ref_train'] / row['ours_train']:.2f}x); infer ours {row['ours_infer']:.1f} ms, "
-              f"reference {row['ref_infer']:.1f} ms ({row['ref_infer'] / row['ours_infer']:.2f}x)", flush=True)
+        print(f"{row['size']}:", "; ".join(
+            f"{name} train {row[name + '_train']:.1f} ms, infer {row[name + '_infer']:.1f} ms"
+            for name in (*STRATEGIES, "reference")), flush=True)
     command = " ".join(["python benchmarks/convlstm_speed.py", *(sys.argv[1:] if argv is None else argv)])
     text = to_markdown(rows, device, repeats, warmup, command)
     if out is not None:

@@ -68,11 +68,13 @@ def _lstm_to_convlstm(ref: nn.LSTM) -> dict:
 @pytest.mark.parametrize("num_layers", [1, 2])
 @pytest.mark.parametrize("with_state", [False, True])
 @pytest.mark.parametrize("batch_first", [True, False])
-def test_1x1_convlstm_on_1x1_frames_is_nn_lstm(num_layers, with_state, batch_first):
+@pytest.mark.parametrize("input_conv", ["per_step", "hoisted"])
+def test_1x1_convlstm_on_1x1_frames_is_nn_lstm(num_layers, with_state, batch_first, input_conv):
     torch.manual_seed(0)
     I, Hd, b, t = 5, 7, 3, 6
     ref = nn.LSTM(I, Hd, num_layers=num_layers, batch_first=batch_first)
     rnn = ConvLSTM(I, Hd, kernel_size=1, num_layers=num_layers, batch_first=batch_first)
+    rnn.input_conv = input_conv
     rnn.load_state_dict(_lstm_to_convlstm(ref))
 
     seq = torch.randn(b, t, I) if batch_first else torch.randn(t, b, I)
@@ -103,8 +105,10 @@ def test_each_pixel_is_an_independent_lstm_for_1x1_kernels():
 @pytest.mark.parametrize("kernel_size", [3, 2, (2, 3)])
 @pytest.mark.parametrize("padding", ["same", "valid"])
 @pytest.mark.parametrize("peephole", [False, True])
-def test_sequence_equals_looping_the_cell(kernel_size, padding, peephole):
+@pytest.mark.parametrize("input_conv", ["per_step", "hoisted"])
+def test_sequence_equals_looping_the_cell(kernel_size, padding, peephole, input_conv):
     rnn = ConvLSTM(C, F, kernel_size, padding=padding, peephole=peephole)
+    rnn.input_conv = input_conv
     cell = ConvLSTMCell(C, F, kernel_size, padding=padding, peephole=peephole)
     cell.load_state_dict({k.removesuffix("_l0"): v for k, v in rnn.state_dict().items()})
     x = _clip()
@@ -118,6 +122,43 @@ def test_sequence_equals_looping_the_cell(kernel_size, padding, peephole):
             assert_close(output[:, t], s[0])
         assert_close(h_n[0], s[0])
         assert_close(c_n[0], s[1])
+
+
+@pytest.mark.parametrize(
+    "kernel_size, num_layers, padding, peephole, batch_first",
+    [(3, 2, "same", False, True), ((2, 3), 1, "same", True, False), (4, 1, "valid", False, True),
+     ((3, 2), 1, "valid", True, True), (1, 2, "same", True, False)],
+)
+@pytest.mark.parametrize("with_state", [False, True])
+def test_hoisted_and_per_step_input_convolutions_agree(kernel_size, num_layers, padding, peephole,
+                                                       batch_first, with_state):
+    # Two ways to compute the input half of the gates (one convolution over all frames before the
+    # loop, or one over [x_t, h] inside it): the same numbers, gradients included.
+    torch.manual_seed(0)
+    rnn = ConvLSTM(C, F, kernel_size, num_layers=num_layers, padding=padding, peephole=peephole,
+                   batch_first=batch_first)
+    Ho, Wo = rnn.output_size(H, W)
+    x = _clip(batch_first)
+    state = (torch.randn(num_layers, B, F, Ho, Wo), torch.randn(num_layers, B, F, Ho, Wo)) if with_state else None
+    results = []
+    for input_conv in ("hoisted", "per_step"):
+        rnn.input_conv = input_conv
+        rnn.zero_grad()
+        xg = x.clone().requires_grad_()
+        output, (h_n, c_n) = rnn(xg, state)
+        (output.sum() + c_n.sum()).backward()
+        results.append((output, h_n, c_n, xg.grad, *(p.grad.clone() for p in rnn.parameters())))
+    for a, b in zip(*results):
+        assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_input_conv_auto_picks_per_step_on_cpu_and_rejects_unknown_values():
+    rnn = ConvLSTM(C, F, 3)
+    assert rnn.input_conv == "auto"
+    assert not rnn._hoists(_clip())
+    rnn.input_conv = "fused"
+    with pytest.raises(ValueError, match="'auto', 'hoisted' or 'per_step', got 'fused'"):
+        rnn(_clip())
 
 
 def test_same_padding_puts_the_extra_pixel_at_the_end():
@@ -150,8 +191,10 @@ def test_peephole_adds_per_channel_weights_and_changes_the_output():
 
 
 @pytest.mark.parametrize("peephole", [False, True])
-def test_gradients_reach_input_state_and_every_parameter(peephole):
+@pytest.mark.parametrize("input_conv", ["per_step", "hoisted"])
+def test_gradients_reach_input_state_and_every_parameter(peephole, input_conv):
     rnn = ConvLSTM(C, F, 3, num_layers=2, peephole=peephole)
+    rnn.input_conv = input_conv
     x = _clip().requires_grad_()
     h0 = torch.randn(2, B, F, H, W, requires_grad=True)
     c0 = torch.randn(2, B, F, H, W, requires_grad=True)
@@ -163,8 +206,10 @@ def test_gradients_reach_input_state_and_every_parameter(peephole):
         assert p.grad is not None and p.grad.abs().sum() > 0, name
 
 
-def test_gradcheck_double_precision():
+@pytest.mark.parametrize("input_conv", ["per_step", "hoisted"])
+def test_gradcheck_double_precision(input_conv):
     rnn = ConvLSTM(2, 2, (2, 3), num_layers=2, peephole=True).double()
+    rnn.input_conv = input_conv
     x = torch.randn(1, 2, 2, 2, 3, dtype=torch.double, requires_grad=True)  # (B, T, C, H, W), tiny
     assert torch.autograd.gradcheck(lambda x: rnn(x)[0], (x,))
 
@@ -319,10 +364,12 @@ def test_repr_mentions_the_configuration():
 
 
 @pytest.mark.parametrize("batch_first", [True, False])
-def test_state_is_contiguous_and_output_reshapes_like_nn_lstm(batch_first):
-    # Inside, the layer runs time-major and channels-last on a CPU. Like nn.LSTM (whose batch-first
-    # output is a transposed view too), it returns h_n, c_n contiguous and the output as a view.
+@pytest.mark.parametrize("input_conv", ["per_step", "hoisted"])
+def test_state_is_contiguous_and_output_reshapes_like_nn_lstm(batch_first, input_conv):
+    # Inside, the layer runs time-major. Like nn.LSTM (whose batch-first output is a transposed
+    # view too), it returns h_n, c_n contiguous and the output as a view.
     rnn = ConvLSTM(C, F, 3, num_layers=2, batch_first=batch_first)
+    rnn.input_conv = input_conv
     output, (h_n, c_n) = rnn(_clip(batch_first), (torch.zeros(2, B, F, H, W), torch.zeros(2, B, F, H, W)))
     assert h_n.is_contiguous() and c_n.is_contiguous()
     assert output.reshape(-1).numel() == B * T * F * H * W

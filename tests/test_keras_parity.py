@@ -85,10 +85,12 @@ def run_keras(layers, x: torch.Tensor, state=None):
 
 @pytest.mark.parametrize("kernel_size", [3, (3, 5), 2, 4, (2, 3), 1])
 @pytest.mark.parametrize("padding", ["same", "valid"])
-def test_one_layer_matches_keras(kernel_size, padding):
+@pytest.mark.parametrize("input_conv", ["per_step", "hoisted"])
+def test_one_layer_matches_keras(kernel_size, padding, input_conv):
     torch.manual_seed(0)
     layers = build_keras(1, kernel_size, padding, randomize=True)
     ours = ConvLSTM(C, F, kernel_size, padding=padding)
+    ours.input_conv = input_conv
     ours.load_state_dict(keras_weights_to_state_dict(layers))
     x = torch.randn(B, T, C, H, W)
     want, want_h, want_c = run_keras(layers, x)
@@ -115,10 +117,12 @@ def test_keras_default_init_copies_over(kernel_size):
 
 @pytest.mark.parametrize("kernel_size", [3, 4, (3, 2)])
 @pytest.mark.parametrize("with_state", [False, True])
-def test_two_stacked_keras_layers_match_num_layers_2(kernel_size, with_state):
+@pytest.mark.parametrize("input_conv", ["per_step", "hoisted"])
+def test_two_stacked_keras_layers_match_num_layers_2(kernel_size, with_state, input_conv):
     torch.manual_seed(2)
     layers = build_keras(2, kernel_size, "same", randomize=True)
     ours = ConvLSTM(C, F, kernel_size, num_layers=2)
+    ours.input_conv = input_conv
     ours.load_state_dict(keras_weights_to_state_dict(layers))
     x = torch.randn(B, T, C, H, W)
     state = (torch.randn(2, B, F, H, W), torch.randn(2, B, F, H, W)) if with_state else None

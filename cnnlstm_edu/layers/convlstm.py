@@ -26,10 +26,20 @@ The equations, for every pixel (``*`` is a convolution, ``⊙`` an elementwise p
     c' = f ⊙ c + i ⊙ g
     h' = o ⊙ tanh(c')
 
-Speed: ``W_x * x_t`` does not depend on the previous step, so :class:`ConvLSTM` computes it for
-all T frames in one convolution (time folded into the batch) before the loop; inside the loop
-only the recurrent convolution remains. The four gates come out of one convolution with ``4F``
-output channels and are split afterwards ("fused gates"), as cuDNN does for ``nn.LSTM``.
+Speed. The four gates come out of one convolution with ``4F`` output channels and are split
+afterwards ("fused gates"), as cuDNN does for ``nn.LSTM``. For the input half ``W_x * x_t``,
+which does not depend on the previous step, :class:`ConvLSTM` has two ways, with the same numbers
+(``ConvLSTM.input_conv``):
+
+* ``"hoisted"`` (the default on a GPU): one convolution over all T frames before the loop, time
+  folded into the batch; inside the loop only the recurrent convolution remains. Fewer, bigger
+  kernel launches: what a GPU wants.
+* ``"per_step"`` (the default on a CPU): inside the loop, one convolution over ``[x_t, h]``
+  stacked on the channel axis, so the input half is summed inside the convolution instead of in
+  an extra pass over a ``(T, B, 4F, H, W)`` buffer. On a CPU that is faster
+  (``benchmarks/convlstm_speed.md``).
+
+Either way the first step from a zero state convolves ``x_0`` only: ``W_h * 0`` is zero.
 """
 
 from __future__ import annotations
@@ -308,6 +318,11 @@ class ConvLSTM(nn.Module):
     per channel; see :class:`ConvLSTMCell`). ``dropout`` acts between layers in training, never
     after the last one, as in ``nn.LSTM``. ``padding="valid"`` needs ``num_layers=1``.
 
+    ``input_conv`` (an attribute, ``"auto"`` by default) picks how the input half of the gates is
+    computed: ``"hoisted"`` (one convolution over all frames before the time loop, the GPU
+    default) or ``"per_step"`` (one convolution over ``[x_t, h]`` per step, the CPU default).
+    Both give the same numbers; see the module docstring.
+
     >>> rnn = ConvLSTM(in_channels=1, hidden_channels=16, kernel_size=3, num_layers=2)
     >>> x = torch.randn(4, 10, 1, 28, 28)        # (B, T, C, H, W)
     >>> output, (h_n, c_n) = rnn(x)
@@ -374,6 +389,7 @@ class ConvLSTM(nn.Module):
             if self.peephole:
                 for gate in "ifo":
                     self.register_parameter(f"weight_c{gate}_l{k}", nn.Parameter(torch.empty(F_, 1, 1)))
+        self.input_conv = "auto"
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -418,8 +434,7 @@ class ConvLSTM(nn.Module):
         self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         self._check_input(x)
-        # Inside, time comes first, (T, B, ...), as in cuDNN's LSTM: then the B frames of step t
-        # lie in one block of memory, for the loop forwards and for the gradients backwards.
+        # Inside, time comes first, (T, B, ...), as in cuDNN's LSTM: step t is then seq[t].
         seq = x.transpose(0, 1) if self.batch_first else x                 # (T, B, C, H, W)
         T, B, C, H, W = seq.shape
         Ho, Wo = self.output_size(H, W)
@@ -428,45 +443,64 @@ class ConvLSTM(nn.Module):
             h0 = c0 = None
         else:
             h0, c0 = _unpack_state(state, (L, B, F_, Ho, Wo), "num_layers B F H' W'", "ConvLSTM")
+        run_layer = self._layer_hoisted if self._hoists(x) else self._layer_per_step
 
-        # oneDNN, PyTorch's CPU convolution library, runs these convolutions' forward pass about
-        # twice as fast when each pixel's channels lie next to each other in memory
-        # ("channels-last"); a whole training step gains about 10% (benchmarks/convlstm_speed.py).
-        # Only the memory layout changes, never a shape or a number. On a GPU it is left as is.
-        on_cpu = x.device.type == "cpu"
-        layout = torch.channels_last if on_cpu else torch.preserve_format
-        if on_cpu:
-            seq = seq.movedim(2, -1).contiguous().movedim(-1, 2)           # (T, B, C, H, W), stored T B H W C
         h_n, c_n = [], []
         for k in range(L):
-            w_ih, w_hh, bias, peephole = self._layer_params(k)
-            # The input half of every gate does not depend on h, so one convolution over all
-            # T*B frames replaces T small ones inside the loop.
-            frames = fold_time(seq)                                         # (T*B, C_k, H, W), row t*B + b
-            x_gates = conv2d_padded(frames, w_ih, bias, self.padding)       # (T*B, 4F, H', W')
-            x_steps = x_gates.split(B)                                      # T x (B, 4F, H', W')
             if h0 is None:
-                h, c = None, x_gates.new_zeros(B, F_, Ho, Wo).contiguous(memory_format=layout)
+                h, c = None, seq.new_zeros(B, F_, Ho, Wo)  # h=None: a zero state, see run_layer
             else:
-                h, c = (s[k].contiguous(memory_format=layout) for s in (h0, c0))  # (B, F, H', W') each
-            hs = []
-            for x_t_gates in x_steps:
-                # From a zero state the recurrent convolution adds exactly zero: skip it.
-                gates = x_t_gates if h is None else x_t_gates + conv2d_padded(h, w_hh, None, "same")
-                h, c = lstm_update(gates, c, peephole)                      # (B, F, H', W') each
-                hs.append(h)
-            seq = torch.stack(hs)                                           # (T, B, F, H', W')
+                h, c = h0[k], c0[k]                                         # (B, F, H', W') each
+            seq, (h, c) = run_layer(k, seq, h, c)                           # (T, B, F, H', W')
             h_n.append(h)
             c_n.append(c)
             if k < L - 1 and self.dropout > 0:
                 seq = F.dropout(seq, self.dropout, self.training)
 
-        # Like nn.LSTM's, the batch-first output is a view of the time-major one: call
-        # .contiguous() before .view(), or use .reshape(). Copying it here would cost a full pass
-        # over the largest tensor, forwards and backwards, for every caller.
+        # Like nn.LSTM's, the batch-first output is a view of the time-major one.
         output = seq.transpose(0, 1) if self.batch_first else seq          # (B, T, F, H', W') or (T, B, ...)
-        h_n, c_n = torch.stack(h_n).contiguous(), torch.stack(c_n).contiguous()  # (num_layers, B, F, H', W')
-        return output, (h_n, c_n)
+        return output, (torch.stack(h_n), torch.stack(c_n))                # (num_layers, B, F, H', W') each
+
+    def _hoists(self, x: torch.Tensor) -> bool:
+        if self.input_conv not in ("auto", "hoisted", "per_step"):
+            raise ValueError(
+                f"ConvLSTM.input_conv must be 'auto', 'hoisted' or 'per_step', got {self.input_conv!r}."
+            )
+        if self.input_conv == "auto":
+            return x.device.type != "cpu"
+        return self.input_conv == "hoisted"
+
+    def _layer_hoisted(self, k: int, seq: torch.Tensor, h: torch.Tensor | None, c: torch.Tensor):
+        """Layer k over the whole sequence, the input convolution done once for all frames."""
+        w_ih, w_hh, bias, peephole = self._layer_params(k)
+        T, B = seq.shape[:2]
+        frames = fold_time(seq)                                             # (T*B, C_k, H, W), row t*B + b
+        x_gates = conv2d_padded(frames, w_ih, bias, self.padding)           # (T*B, 4F, H', W')
+        hs = []
+        # split, not x_gates[t * B:...] in the loop: backward then gathers the steps' gradients in
+        # one pass instead of writing each into its own zero-filled (T*B, 4F, H', W') tensor.
+        for x_t_gates in x_gates.split(B):                                  # (B, 4F, H', W')
+            gates = x_t_gates if h is None else x_t_gates + conv2d_padded(h, w_hh, None, "same")
+            h, c = lstm_update(gates, c, peephole)                          # (B, F, H', W') each
+            hs.append(h)
+        return torch.stack(hs), (h, c)                                      # (T, B, F, H', W')
+
+    def _layer_per_step(self, k: int, seq: torch.Tensor, h: torch.Tensor | None, c: torch.Tensor):
+        """Layer k step by step, one convolution over [x_t, h] per step."""
+        w_ih, w_hh, bias, peephole = self._layer_params(k)
+        # [W_x | W_h] side by side: convolving [x_t, h] with it sums both halves in one pass.
+        w_xh = torch.cat([w_ih, w_hh], dim=1)                               # (4F, C_k + F, kh, kw)
+        hs = []
+        for x_t in seq.unbind(0):                                           # (B, C_k, H, W)
+            if h is None:  # zero state: W_h * h is zero, convolve x_t alone
+                gates = conv2d_padded(x_t, w_ih, bias, self.padding)
+            elif self.padding == "same":
+                gates = conv2d_padded(torch.cat([x_t, h], dim=1), w_xh, bias, "same")
+            else:  # 'valid' pads x_t and h differently: two convolutions
+                gates = conv2d_padded(x_t, w_ih, bias, "valid") + conv2d_padded(h, w_hh, None, "same")
+            h, c = lstm_update(gates, c, peephole)                          # (B, F, H', W') each
+            hs.append(h)
+        return torch.stack(hs), (h, c)                                      # (T, B, F, H', W')
 
     def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.hidden_channels}, kernel_size={self.kernel_size}"
