@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test train demo bench clean
+.PHONY: install test train demo lab lessons bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,16 @@ train: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) app.py
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
+
+# Re-run every lesson in full and store its outputs (what a reader sees without running it).
+# `make test` runs them again in the small setting (CNNLSTM_EDU_SMOKE=1) and checks them.
+LESSONS ?= notebooks/0*.ipynb
+lessons: $(STAMP)
+	$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
+	    --ExecutePreprocessor.timeout=1200 $(LESSONS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/train_speed.py
