@@ -6,8 +6,9 @@ Two kinds of helpers, for two kinds of readers:
   the CNN's feature maps of it), :func:`plot_hidden` (the recurrent state after each step),
   :func:`plot_beliefs` (class probabilities after 1, 2, 3, 4 frames), :func:`plot_curves` (loss
   and accuracy from :func:`~cnnlstm_edu.train.fit`'s events), :func:`plot_confusion`,
-  :func:`plot_examples` (digits with their labels and predictions) and :func:`plot_gates` (the
-  gates of :class:`~cnnlstm_edu.layers.lstm.LSTM`). Each returns a ``matplotlib.figure.Figure``
+  :func:`plot_examples` (digits with their labels and predictions), :func:`plot_gates` (the
+  gates of :class:`~cnnlstm_edu.layers.lstm.LSTM`) and :func:`plot_fold_vs_loop` (timings from
+  :mod:`cnnlstm_edu.bench`). Each returns a ``matplotlib.figure.Figure``
   built without ``pyplot``, so a web server can draw from several threads at once; in Jupyter
   the figure shows itself when it is the last value of a cell.
 - **plain RGB arrays** for live views that refresh several times a second (the app):
@@ -43,7 +44,7 @@ from torch import nn
 __all__ = [
     "Probe", "probe", "recurrent_layer", "activation_mosaic", "heatmap_image", "confusion_matrix",
     "plot_activations", "plot_hidden", "plot_beliefs", "plot_curves", "plot_confusion",
-    "plot_examples", "plot_gates",
+    "plot_examples", "plot_gates", "plot_fold_vs_loop",
 ]
 
 # Recurrent layers whose output is "h at every step"; found by type so that any model built
@@ -426,4 +427,31 @@ def plot_gates(gates, sample: int = 0):
         ax.set_xlabel("unit")
         ax.set_ylabel("step")
         fig.colorbar(im, ax=ax, shrink=0.8)
+    return fig
+
+
+def plot_fold_vs_loop(rows: Sequence[dict]):
+    """Loop time over fold time against the batch size, one line per sequence length.
+
+    ``rows`` come from :func:`cnnlstm_edu.bench.fold_vs_loop`. Above the dashed line at 1 the
+    folded call is faster; below it the per-step loop is. Where a line crosses it is the
+    crossover on the machine that measured them.
+
+    >>> rows = [{"batch": b, "steps": 4, "loop_over_fold": r} for b, r in [(1, 3.0), (64, 0.8)]]
+    >>> fig = plot_fold_vs_loop(rows)
+    >>> fig.axes[0].get_ylabel()
+    'loop time / fold time'
+    """
+    fig = _figure(6, 3.2)
+    ax = fig.add_subplot()
+    for T in sorted({r["steps"] for r in rows}):
+        pts = sorted((r["batch"], r["loop_over_fold"]) for r in rows if r["steps"] == T)
+        ax.plot(*zip(*pts), "o-", label=f"T = {T}")
+    ax.axhline(1.0, color="black", linestyle="--", linewidth=0.8)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("batch size B")
+    ax.set_ylabel("loop time / fold time")
+    ax.set_title("above 1: folding time into the batch is faster", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     return fig
