@@ -3,6 +3,7 @@
     python -m cnnlstm_edu train --model cnn_lstm --time-budget 30
     python -m cnnlstm_edu train --model cnn_lstm --epochs 1 --device cpu --json
     python -m cnnlstm_edu trace --model cnn_lstm --depth 2
+    python -m cnnlstm_edu bench --batch 1 8 64 --steps 4 16 --device cpu
 
 Progress goes to stderr under a tqdm bar; with ``--json`` the last line on stdout is one JSON
 object with the run's results (``test_acc``, ``train_seconds``, ``epochs``, ``device``, ...).
@@ -84,6 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("--batch", type=_positive(int), default=2, help="B: clips in the batch")
     trace.add_argument("--steps", type=_positive(int), default=4, help="T: frames per clip")
     trace.add_argument("--depth", type=int, default=None, help="show modules at most this deep (0: the model)")
+
+    bench = commands.add_parser("bench", help="time TimeDistributed's fold and loop modes on this machine",
+                                description="Time a frame CNN applied to every frame of (B, T, C, H, W) "
+                                            "by folding time into the batch and by looping over steps.")
+    bench.add_argument("--batch", type=_positive(int), nargs="+", default=[1, 8, 64, 256], help="batch sizes B")
+    bench.add_argument("--steps", type=_positive(int), nargs="+", default=[4, 16], help="sequence lengths T")
+    bench.add_argument("--frame", type=_positive(int), default=28, help="frame size H = W")
+    bench.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda ...")
+    bench.add_argument("--backward", action="store_true", help="time forward + backward, as in training")
     return parser
 
 
@@ -227,10 +237,23 @@ def trace_command(args: argparse.Namespace) -> str:
     return str(trace_shapes(model, frames, depth=args.depth))  # (B, T, C, H, W) through every module
 
 
+def bench_command(args: argparse.Namespace) -> str:
+    from .bench import fold_vs_loop, format_table
+    from .train import device_name, resolve_device
+
+    device = resolve_device(args.device)
+    rows = fold_vs_loop(args.batch, args.steps, frame_size=args.frame, device=device, backward=args.backward)
+    what = "forward + backward" if args.backward else "forward"
+    return f"TimeDistributed(FrameCNN) on {args.frame}x{args.frame} frames, {what}, {device_name(device)}\n" \
+           + format_table(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "trace":
         print(trace_command(args))
+    if args.command == "bench":
+        print(bench_command(args))
     if args.command == "train":
         try:
             result = train_command(args)

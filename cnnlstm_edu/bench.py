@@ -20,23 +20,41 @@ The same numbers come from lesson 02, ``python -m cnnlstm_edu bench``, and
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import statistics
+import time
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 from torch import nn
-from torch.utils import benchmark
 
 from .layers.time_distributed import TimeDistributed
 from .models.encoders import FrameCNN
 
-__all__ = ["fold_vs_loop", "format_table"]
+__all__ = ["fold_vs_loop", "format_table", "time_ms"]
 
 
-def _time_ms(fn, min_time: float) -> float:
-    """Median milliseconds per call of ``fn``, measured by torch's benchmark timer (which
-    warms up, synchronises CUDA and repeats until ``min_time`` seconds have passed)."""
-    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
-    return timer.blocked_autorange(min_run_time=min_time).median * 1e3
+def time_ms(fn: Callable[[], object], device: torch.device, min_time: float = 0.2, min_runs: int = 5) -> float:
+    """Median milliseconds per call of ``fn``: two warm-up calls (allocator, cuDNN's choice of
+    algorithm), then calls until ``min_time`` seconds and ``min_runs`` calls have passed. A GPU
+    runs asynchronously, so each call is followed by a synchronisation before the clock stops.
+
+    >>> time_ms(lambda: sum(range(1000)), torch.device("cpu"), min_time=0.01) > 0
+    True
+    """
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    for _ in range(2):
+        fn()
+    sync()
+    times, start = [], time.perf_counter()
+    while len(times) < min_runs or time.perf_counter() - start < min_time:
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3
 
 
 def fold_vs_loop(batch_sizes: Iterable[int] = (1, 8, 64, 256), steps: Iterable[int] = (4, 16),
@@ -69,8 +87,8 @@ def fold_vs_loop(batch_sizes: Iterable[int] = (1, 8, 64, 256), steps: Iterable[i
                 return lambda: module(x)
 
             with torch.set_grad_enabled(backward):
-                fold_ms = _time_ms(run(fold), min_time)
-                loop_ms = _time_ms(run(loop), min_time)
+                fold_ms = time_ms(run(fold), device, min_time)
+                loop_ms = time_ms(run(loop), device, min_time)
             rows.append({"batch": B, "steps": T, "frames": B * T, "fold_ms": fold_ms,
                          "loop_ms": loop_ms, "loop_over_fold": loop_ms / fold_ms,
                          "device": str(device), "backward": backward})
