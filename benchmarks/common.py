@@ -57,5 +57,6 @@ def hardware(device: torch.device | str = "cpu") -> list[str]:
         f"- torch {torch.__version__}, Python {platform.python_version()}, {platform.system()}",
     ]
     if device.type == "cuda":
-        lines.insert(1, f"- GPU: {torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})")
+        lines.insert(1, f"- GPU: {torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda}, "
+                        f"cuDNN {torch.backends.cudnn.version()})")
     return lines

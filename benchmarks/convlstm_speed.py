@@ -24,9 +24,6 @@ Needs only torch and this package.
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
-import platform
 import statistics
 import sys
 import time
@@ -37,7 +34,9 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cnnlstm_edu.layers.convlstm import ConvLSTM  # noqa: E402
+from common import hardware  # noqa: E402
 
 
 class ConcatConvLSTM(nn.Module):
@@ -183,26 +182,6 @@ def load_average() -> str:
         return Path("/proc/loadavg").read_text().split()[0]
     except OSError:
         return "n/a"
-
-
-def hardware(device: torch.device) -> list[str]:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    lines = [
-        f"- date: {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
-        f"- CPU: {cpu} ({os.cpu_count()} logical cores visible)",
-        f"- torch {torch.__version__}, {torch.get_num_threads()} CPU threads (torch's default), "
-        f"Python {platform.python_version()}",
-    ]
-    if device.type == "cuda":
-        lines.append(f"- GPU: {torch.cuda.get_device_name(device)}, cuDNN {torch.backends.cudnn.version()}")
-    return lines
 
 
 def to_markdown(rows: list[dict], device: torch.device, repeats: int, warmup: int, command: str) -> str:
