@@ -12,11 +12,14 @@ expected, the shape it got, and what to do about it.
 
 from __future__ import annotations
 
+import operator
+import re
 from collections.abc import Sequence
 
 import torch
 
-__all__ = ["ShapeError", "fold_time", "unfold_time", "flatten_spatial", "check_shape", "describe"]
+__all__ = ["ShapeError", "fold_time", "unfold_time", "flatten_spatial", "check_shape", "check_float",
+           "describe", "module_error", "is_out_of_memory"]
 
 
 class ShapeError(ValueError):
@@ -85,6 +88,108 @@ def check_shape(x: torch.Tensor, axes: str, what: str = "input", hint: str = "",
             )
 
 
+def _autocast_on(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4 takes no device type
+        return torch.is_autocast_enabled() or torch.is_autocast_cpu_enabled()
+
+
+def check_float(x: torch.Tensor, what: str = "input", like: torch.Tensor | None = None, hint: str = "",
+                like_name: str = "the layer's weights", fix: str | None = None) -> None:
+    """Raise unless ``x`` holds floating-point values that a layer with weights ``like`` can take.
+
+    Integer frames (``uint8`` pixels straight from ``load_mnist``) are a ``TypeError`` that says
+    to scale them; a dtype or device other than the weights' is one that says which way to
+    convert (``fix`` replaces that advice when ``like`` is not a weight). Under autocast any float
+    dtype passes: autocast itself casts for each operation.
+
+    >>> w = torch.zeros(8, 1, 3, 3)
+    >>> check_float(torch.zeros(2, 1, 14, 14), "frames", like=w)
+    >>> check_float(torch.zeros(2, 1, 14, 14, dtype=torch.uint8), "frames", like=w)
+    Traceback (most recent call last):
+        ...
+    TypeError: frames: expected floating-point values, got torch.uint8 of shape (2, 1, 14, 14). uint8 pixels 0..255 become floats in [0, 1] with x.float() / 255.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{what}: expected a torch.Tensor, got {type(x).__name__}")
+    if not (x.is_floating_point() or x.is_complex()):
+        fix = ("uint8 pixels 0..255 become floats in [0, 1] with x.float() / 255." if x.dtype == torch.uint8
+               else "Convert it with x.float().")
+        raise TypeError(f"{what}: expected floating-point values, got {x.dtype} of shape {tuple(x.shape)}. "
+                        f"{fix}" + (f" {hint}" if hint else ""))
+    if like is None:
+        return
+    if x.device != like.device:
+        raise ValueError(
+            f"{what} {tuple(x.shape)} is on {x.device}, but {like_name} {'is' if like_name.endswith('input') else 'are'} on {like.device}. "
+            + (fix or f"Move the input, x.to('{like.device}'), or the model, model.to('{x.device}').")
+        )
+    if x.dtype != like.dtype and not _autocast_on(x.device.type):
+        raise TypeError(
+            f"{what}: dtype {x.dtype} of shape {tuple(x.shape)}, but {like_name} {'is' if like_name.endswith('input') else 'are'} {like.dtype}. "
+            + (fix or f"Convert the input, x.to({like.dtype}), or the model, model.to({x.dtype}) "
+                      "(or run under torch.autocast).")
+        )
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """True for a device running out of memory (CUDA, MPS or CPU), whatever the exception class.
+
+    >>> is_out_of_memory(RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    True
+    """
+    oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", ())
+    return isinstance(error, oom) or "out of memory" in str(error).lower()
+
+
+# What torch says when a module gets a tensor of the wrong shape, or of the wrong dtype or device.
+_SHAPE_WORDS = re.compile(
+    r"shape|size|dimension|channels|\b\d+D\b|-D\b|mat1 and mat2|ndim|same number of|expected input|"
+    r"kernel|must match|cannot be multiplied|out of range|invalid for input", re.IGNORECASE)
+_DTYPE_WORDS = re.compile(r"dtype|scalar type|Input type \(\w+|should be the same|not implemented for", re.IGNORECASE)
+_DEVICE_WORDS = re.compile(r"same device|cuda\.\w+Tensor|device type", re.IGNORECASE)
+
+
+def module_error(error: BaseException, what: str, hint: str = "") -> Exception | None:
+    """A ``ShapeError``, ``TypeError`` or ``ValueError`` for a ``RuntimeError`` that a wrapped module
+    raised, leading with ``what`` (the axes expected and the shape that came); ``None`` when the
+    error is not about shapes, dtypes or devices (out of memory, a CUDA fault...), which must
+    pass unchanged. Raise the result ``from error``: the original stays attached.
+
+    >>> try:
+    ...     torch.nn.Linear(3, 2)(torch.zeros(8, 5))
+    ... except RuntimeError as e:
+    ...     print(module_error(e, "frames (B*T=8, 5)"))
+    frames (B*T=8, 5): Linear raised RuntimeError: ...mat1 and mat2 shapes cannot be multiplied (8x5 and 3x2)
+    """
+    if not isinstance(error, RuntimeError) or is_out_of_memory(error) or "CUDA error" in str(error):
+        return None
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    owner = _raising_module(error)
+    message = f"{what}: {owner + ' raised ' if owner else ''}{type(error).__name__}: {first}"
+    if _DEVICE_WORDS.search(first):
+        return ValueError(f"{message}. The input and the module's weights must be on one device: "
+                          "model.to(device) and x.to(device).")
+    if _DTYPE_WORDS.search(first):
+        return TypeError(f"{message}. The input's dtype must be the weights' (usually float32): "
+                         "x.float(), or x.float() / 255 for uint8 pixels.")
+    if _SHAPE_WORDS.search(first):
+        return ShapeError(message + (("" if message.endswith(".") else ".") + f" {hint}" if hint else ""))
+    return None
+
+
+def _raising_module(error: BaseException) -> str:
+    """The class name of the innermost nn.Module whose forward is on the traceback, if any."""
+    tb, name = error.__traceback__, ""
+    while tb is not None:
+        module = tb.tb_frame.f_locals.get("self")
+        if isinstance(module, torch.nn.Module) and tb.tb_frame.f_code.co_name in ("forward", "_conv_forward"):
+            name = type(module).__name__
+        tb = tb.tb_next
+    return name
+
+
 def fold_time(x: torch.Tensor) -> torch.Tensor:
     """Fold the time axis into the batch: ``(B, T, *rest) -> (B*T, *rest)``.
 
@@ -121,8 +226,13 @@ def unfold_time(y: torch.Tensor, steps: int) -> torch.Tensor:
     """
     if not isinstance(y, torch.Tensor):
         raise TypeError(f"unfold_time expects a torch.Tensor, got {type(y).__name__}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"unfold_time: steps must be a positive int (the number of time steps T), got {steps!r}")
+    steps_given = steps
+    try:  # numpy and 0-d tensor integers are ints too; floats and bools are not
+        steps = operator.index(steps) if not isinstance(steps, bool) else None
+    except TypeError:
+        steps = None
+    if steps is None or steps < 1:
+        raise ValueError(f"unfold_time: steps must be a positive int (the number of time steps T), got {steps_given!r}")
     if y.dim() < 1:
         raise ShapeError(f"unfold_time expects (B*T, ...), got a 0-d tensor {tuple(y.shape)}")
     BT = y.shape[0]

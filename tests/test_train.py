@@ -54,6 +54,29 @@ def test_fit_is_reproducible_on_cpu(small_mnist):
     assert torch.equal(runs[0][2], runs[1][2])
 
 
+def _run(small_mnist, seed):
+    """Every number a run reports (times aside), and its final weights."""
+    train, test = small_mnist
+    model = tiny_model()
+    events = list(fit(model, (train[0][:384], train[1][:384]), (test[0][:300], test[1][:300]), epochs=1,
+                      batch_size=64, device="cpu", seed=seed, log_every=1))
+    numbers = [(e.kind, e.step, e.epoch, e.lr, e.loss, e.accuracy, e.grad_norm, e.test_loss, e.test_acc)
+               for e in events]
+    return numbers, [p.detach().clone() for p in model.parameters()]
+
+
+def test_same_seed_same_metrics_and_another_seed_differs(small_mnist):
+    # Same seed, same CPU: every event's loss, accuracy, gradient norm and test metric agree to
+    # the last bit, and so do the weights. A different seed shuffles differently and differs.
+    a, weights_a = _run(small_mnist, seed=7)
+    b, weights_b = _run(small_mnist, seed=7)
+    assert str(a) == str(b)                     # as text: NaN == NaN, and no tolerance
+    assert all(torch.equal(x, y) for x, y in zip(weights_a, weights_b))
+    c, weights_c = _run(small_mnist, seed=8)
+    assert [row[4] for row in c if row[0] == "step"] != [row[4] for row in a if row[0] == "step"]
+    assert not all(torch.equal(x, y) for x, y in zip(weights_a, weights_c))
+
+
 def test_stop_event_ends_training_and_keeps_the_model(small_mnist):
     train, test = small_mnist
     stop = threading.Event()

@@ -71,7 +71,7 @@ def tile_quadrants(seq: torch.Tensor | np.ndarray, order: str = "1234") -> torch
     """
     steps = _check_order(order, "tile_quadrants")
     if isinstance(seq, np.ndarray):
-        seq = torch.from_numpy(seq if seq.flags.writeable else seq.copy())
+        seq = _from_numpy(seq, "tile_quadrants")
     if not isinstance(seq, torch.Tensor):
         raise TypeError(f"tile_quadrants: expected a torch.Tensor or numpy array, got {type(seq).__name__}")
     if tuple(seq.shape[1:]) != (4, 1, 14, 14):
@@ -121,11 +121,18 @@ def _check_order(order: object, where: str) -> list[int]:
     return [int(c) - 1 for c in order]
 
 
+def _from_numpy(array: np.ndarray, where: str) -> torch.Tensor:
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{where}: expected an array of numbers (uint8 or float pixels), got dtype "
+                        f"{array.dtype} of shape {array.shape}. Convert it, e.g. array.astype(np.uint8).")
+    # from_numpy shares memory; a read-only array is copied first, as torch cannot mark it so.
+    return torch.from_numpy(array if array.flags.writeable else array.copy())
+
+
 def _as_images(images: object, where: str) -> torch.Tensor:
     """``images`` as a torch tensor of shape (N, 28, 28), or a ShapeError that says what came."""
     if isinstance(images, np.ndarray):
-        # from_numpy shares memory; a read-only array is copied first, as torch cannot mark it so.
-        images = torch.from_numpy(images if images.flags.writeable else images.copy())
+        images = _from_numpy(images, where)
     if not isinstance(images, torch.Tensor):
         raise TypeError(f"{where}: expected a torch.Tensor or numpy array, got {type(images).__name__}")
     if images.dim() == 4 and images.shape[1] == 1:

@@ -51,7 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnlstm_edu.shapes import ShapeError, check_shape, describe, fold_time, unfold_time
+from cnnlstm_edu.shapes import ShapeError, check_float, check_shape, describe, fold_time, unfold_time
 
 __all__ = ["ConvLSTMCell", "ConvLSTM"]
 
@@ -244,13 +244,15 @@ class ConvLSTMCell(nn.Module):
             x, "B C H W", what="ConvLSTMCell input", C=self.in_channels,
             hint="The cell takes one frame per clip; for a whole (B, T, C, H, W) clip use ConvLSTM.",
         )
+        check_float(x, "ConvLSTMCell input", like=self.weight_ih)
         B, C, H, W = x.shape
-        Ho, Wo = self.output_size(H, W)
+        _check_pixels(x, "B C H W", "ConvLSTMCell input")
+        Ho, Wo = _check_grid(H, W, self.kernel_size, self.padding, "ConvLSTMCell", tuple(x.shape))
         F_ = self.hidden_channels
         if state is None:
             h = c = x.new_zeros(B, F_, Ho, Wo)
         else:
-            h, c = _unpack_state(state, (B, F_, Ho, Wo), "B F H' W'", "ConvLSTMCell")
+            h, c = _unpack_state(state, (B, F_, Ho, Wo), "B F H' W'", "ConvLSTMCell", like=x)
         bias = None if self.bias_ih is None else self.bias_ih + self.bias_hh
         gates = conv2d_padded(x, self.weight_ih, bias, self.padding)  # (B, 4F, H', W')
         gates = gates + conv2d_padded(h, self.weight_hh, None, "same")  # (B, 4F, H', W')
@@ -266,21 +268,32 @@ class ConvLSTMCell(nn.Module):
         return s
 
 
-def _check_grid(H: int, W: int, kernel_size: tuple[int, int], padding: str, owner: str) -> tuple[int, int]:
+def _check_grid(H: int, W: int, kernel_size: tuple[int, int], padding: str, owner: str,
+                shape: tuple[int, ...] | None = None) -> tuple[int, int]:
     """The output grid ``(H', W')``, or an error when 'valid' padding leaves nothing of the frame."""
     if padding == "same":
         return H, W
     kh, kw = kernel_size
     if H < kh or W < kw:
         raise ShapeError(
-            f"{owner}: frames of H={H}, W={W} are smaller than the {kh}x{kw} kernel, so "
+            f"{owner}: frames of H={H}, W={W}{f' (input {shape})' if shape else ''} are smaller than the {kh}x{kw} kernel, so "
             "padding='valid' leaves no pixel. Use padding='same', a smaller kernel, or bigger frames."
         )
     return H - kh + 1, W - kw + 1
 
 
-def _unpack_state(state, expected: tuple[int, ...], axes: str, owner: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Check that ``state`` is a pair ``(h, c)`` of tensors shaped ``expected``; return it."""
+def _check_pixels(x: torch.Tensor, axes: str, what: str) -> None:
+    """Frames need at least one pixel: a convolution over an empty grid fails deep inside torch."""
+    H, W = x.shape[-2:]
+    if H == 0 or W == 0:
+        raise ShapeError(f"{what}: expected ({', '.join(axes.split())}) with frames of at least 1x1 pixels, "
+                         f"got {tuple(x.shape)} (H={H}, W={W}).")
+
+
+def _unpack_state(state, expected: tuple[int, ...], axes: str, owner: str,
+                  like: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Check that ``state`` is a pair ``(h, c)`` of tensors shaped ``expected`` (and, given the
+    input ``like``, of its dtype and device); return it."""
     if not isinstance(state, (tuple, list)) or len(state) != 2:
         raise ValueError(
             f"{owner}: state must be a pair (h, c) of tensors shaped {describe(expected, axes)}, "
@@ -296,6 +309,10 @@ def _unpack_state(state, expected: tuple[int, ...], axes: str, owner: str) -> tu
                 "It must match this input's batch and output grid; pass state=None to start "
                 "from zeros, or the state that the previous call returned."
             )
+        if like is not None:
+            # The state meets the input in one convolution: same dtype, same device.
+            check_float(s, f"{owner}: state {name}", like=like, like_name="the input",
+                        fix="Pass the state that the previous call returned on this input, or state=None.")
     return state[0], state[1]
 
 
@@ -422,6 +439,8 @@ class ConvLSTM(nn.Module):
                 f"ConvLSTM input: expected {axes} with at least one clip and one frame, got "
                 f"{tuple(x.shape)}."
             )
+        _check_pixels(x, axes, "ConvLSTM input")
+        check_float(x, "ConvLSTM input", like=self.weight_ih_l0)
 
     def _layer_params(self, k: int):
         """Layer k's (w_ih, w_hh, bias, peephole), with the two biases already summed."""
@@ -437,12 +456,12 @@ class ConvLSTM(nn.Module):
         # Inside, time comes first, (T, B, ...), as in cuDNN's LSTM: step t is then seq[t].
         seq = x.transpose(0, 1) if self.batch_first else x                 # (T, B, C, H, W)
         T, B, C, H, W = seq.shape
-        Ho, Wo = self.output_size(H, W)
+        Ho, Wo = _check_grid(H, W, self.kernel_size, self.padding, "ConvLSTM", tuple(x.shape))
         L, F_ = self.num_layers, self.hidden_channels
         if state is None:
             h0 = c0 = None
         else:
-            h0, c0 = _unpack_state(state, (L, B, F_, Ho, Wo), "num_layers B F H' W'", "ConvLSTM")
+            h0, c0 = _unpack_state(state, (L, B, F_, Ho, Wo), "num_layers B F H' W'", "ConvLSTM", like=x)
         run_layer = self._layer_hoisted if self._hoists(x) else self._layer_per_step
 
         h_n, c_n = [], []

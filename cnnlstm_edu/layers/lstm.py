@@ -19,7 +19,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from cnnlstm_edu.shapes import check_shape
+from cnnlstm_edu.shapes import ShapeError, check_float, check_shape
 
 from .convlstm import _positive_int, _unpack_state  # the same argument and state checks
 
@@ -94,12 +94,13 @@ class LSTMCell(nn.Module):
             x, "B I", what="LSTMCell input", I=self.input_size,
             hint="A single vector? Add a batch axis with x.unsqueeze(0). A whole sequence? Use LSTM.",
         )
+        check_float(x, "LSTMCell input", like=self.weight_ih)
         B, I = x.shape
         H = self.hidden_size
         if state is None:
             h = c = x.new_zeros(B, H)
         else:
-            h, c = _unpack_state(state, (B, H), "B H", "LSTMCell")
+            h, c = _unpack_state(state, (B, H), "B H", "LSTMCell", like=x)
 
         # Row blocks of the stacked weights, one per gate, in nn.LSTM's order i, f, g, o.
         W_ii, W_if, W_ig, W_io = self.weight_ih.chunk(4)  # (H, I) each
@@ -170,12 +171,15 @@ class LSTM(nn.Module):
             x, axes, what="LSTM input", I=self.input_size,
             hint=f"A single sequence? Add a batch axis with x.unsqueeze({0 if self.batch_first else 1}).",
         )
+        check_float(x, "LSTM input", like=self.cell.weight_ih)
         if not self.batch_first:
             x = x.transpose(0, 1)  # (B, T, I)
         B, T, I = x.shape
         H = self.hidden_size
+        if T == 0:
+            raise ShapeError(f"LSTM input: expected ({', '.join(axes.split())}) with at least one time step, got {tuple(x.shape)}.")
         if state is not None:
-            h0, c0 = _unpack_state(state, (1, B, H), "num_layers B H", "LSTM")
+            h0, c0 = _unpack_state(state, (1, B, H), "num_layers B H", "LSTM", like=x)
             state = (h0[0], c0[0])  # (B, H) each: the cell has no layer axis
 
         hs, steps = [], []

@@ -12,10 +12,13 @@ habits around any module with the ``(output, state)`` contract: ``nn.LSTM``, ``n
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable
 
 import torch
 from torch import nn
+
+from ..shapes import ShapeError, check_float, describe, module_error
 
 __all__ = ["Stateful"]
 
@@ -31,6 +34,17 @@ def _map_tensors(fn: Callable[[torch.Tensor], Any], tree):
     if isinstance(tree, dict):
         return {k: _map_tensors(fn, v) for k, v in tree.items()}
     return tree
+
+
+def _takes_two_arguments(module: nn.Module) -> bool:
+    """Whether ``module(x, state)`` can be called at all (``nn.Linear`` takes only ``x``)."""
+    try:
+        params = list(inspect.signature(module.forward).parameters.values())
+    except (TypeError, ValueError):  # no signature to read: let the call decide
+        return True
+    if any(p.kind == p.VAR_POSITIONAL for p in params):
+        return True
+    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params) >= 2
 
 
 def _first_tensor(tree) -> torch.Tensor | None:
@@ -84,6 +98,12 @@ class Stateful(nn.Module):
             raise TypeError(
                 f"Stateful wraps a module called as output, state = rnn(x, state), got {type(rnn).__name__}."
             )
+        if not _takes_two_arguments(rnn):
+            raise TypeError(
+                f"Stateful wraps a module called as output, state = rnn(x, state); "
+                f"{type(rnn).__name__}.forward takes no state argument. Wrap a recurrent layer "
+                "(nn.LSTM, nn.GRU, ConvLSTM) or a module of your own with that call."
+            )
         self.rnn = rnn
         # Not a buffer: the state belongs to the video being watched, not to the model, so it
         # must stay out of state_dict() and checkpoints.
@@ -108,18 +128,53 @@ class Stateful(nn.Module):
             return None
         return x.shape[0] if batch_first else x.shape[1]
 
+    def _axes(self, x: torch.Tensor) -> str:
+        """The input's axes as the wrapped layer reads them, e.g. ``(B=2, T=4, I=3)``."""
+        batch_first = getattr(self.rnn, "batch_first", True)
+        names = {2: ["T", "I"], 3: ["B", "T", "I"] if batch_first else ["T", "B", "I"],
+                 5: ["B", "T", "C", "H", "W"] if batch_first else ["T", "B", "C", "H", "W"]}.get(x.dim())
+        return describe(x.shape, names)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.state is not None:
-            stored = _first_tensor(self.state)
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"Stateful expects a tensor, a chunk of a sequence, got {type(x).__name__}")
+        time_axis = 1 if getattr(self.rnn, "batch_first", True) and x.dim() >= 3 else 0
+        if x.dim() >= 1 and x.shape[time_axis] == 0:
+            raise ShapeError(
+                f"Stateful: this chunk {self._axes(x)} has no time steps (axis {time_axis} is 0). "
+                "Skip empty chunks; the state is kept for the next one."
+            )
+        stored = _first_tensor(self.state) if self.state is not None else None
+        if stored is not None:
             B = self._batch_size(x)
-            if stored is not None and B is not None and stored.dim() >= 2 and stored.shape[1] != B:
+            if B is not None and stored.dim() >= 2 and stored.shape[1] != B:
                 raise ValueError(
-                    f"Stateful: this call has a batch of {B} sequences but the stored state is for "
+                    f"Stateful: this chunk {self._axes(x)} has a batch of {B} sequences but the stored state is for "
                     f"{stored.shape[1]} (state shape {tuple(stored.shape)}, batch on axis 1). A new "
                     "video or a different batch? Call reset_state() first, so it starts from zeros."
                 )
-        output, self.state = self.rnn(x, self.state)
+            if isinstance(self.rnn, nn.RNNBase) and (x.dim() == 2) != (stored.dim() == 2):
+                raise ShapeError(
+                    f"Stateful: this chunk {self._axes(x)} is {'un' if x.dim() == 2 else ''}batched, but "
+                    f"the stored state {tuple(stored.shape)} was made by a "
+                    f"{'batched' if x.dim() == 2 else 'single'} sequence. Keep one layout for a "
+                    "whole stream, or call reset_state() to start a new one."
+                )
+            check_float(x, "Stateful: this chunk", like=stored, like_name="the stored state",
+                        fix="Feed every chunk of a stream with one dtype and device (the model's), or "
+                            "call reset_state() to start a new stream.")
+        try:
+            output, self.state = self.rnn(x, self.state)
+        except RuntimeError as e:
+            # nn.LSTM and friends speak of sizes only; say which chunk came and what was stored.
+            held = "no stored state" if stored is None else f"the stored state {tuple(stored.shape)}"
+            error = module_error(e, f"Stateful({type(self.rnn).__name__}) got the chunk {self._axes(x)}, "
+                                    f"with {held}")
+            if error is None:
+                raise
+            raise error from e
         return output
 
     def extra_repr(self) -> str:
         return "state=None" if self.state is None else "state=carried"
+

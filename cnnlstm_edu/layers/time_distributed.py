@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..shapes import ShapeError, fold_time, unfold_time
+from ..shapes import ShapeError, describe, fold_time, module_error, unfold_time
 
 __all__ = ["TimeDistributed"]
 
@@ -60,23 +60,73 @@ class TimeDistributed(nn.Module):
                 "directly, or add one with x.unsqueeze(1)."
             )
         B, T = x.shape[:2]
+        if T == 0:
+            raise ShapeError(
+                f"TimeDistributed expects (B, T, ...) with at least one time step, got {tuple(x.shape)} "
+                "(T=0): there is no frame to apply the module to."
+            )
         if self.mode == "fold":
             frames = fold_time(x)                  # (B*T, ...): every frame is a batch row
-            y = self._call(frames)                 # (B*T, ...out)
+            y = self._call(frames, x, "B*T")       # (B*T, ...out)
             return unfold_time(y, steps=T)         # (B, T, ...out)
         # One call per step, exactly what tf.map_fn does; slower for small frames, lighter
         # on peak memory because only one step's activations are alive at a time in eval.
-        steps = [self._call(x[:, t]) for t in range(T)]  # T tensors of (B, ...out)
+        steps = [self._call(x[:, t], x, "B") for t in range(T)]  # T tensors of (B, ...out)
         return torch.stack(steps, dim=1)           # (B, T, ...out)
 
-    def _call(self, frames: torch.Tensor) -> torch.Tensor:
-        y = self.module(frames)
+    def _call(self, frames: torch.Tensor, x: torch.Tensor, rows: str) -> torch.Tensor:
+        """The module on a batch of frames, its errors said in terms of the (B, T, ...) input."""
+        name = type(self.module).__name__
+        conv = _first_layer(self.module)
+        if isinstance(conv, nn.modules.conv._ConvNd) and frames.dim() != conv.weight.dim():
+            # Conv2d would take 3-D frames (B*T, H, W) as one unbatched image with B*T channels
+            # and run: the classic frames-without-a-channel-axis mistake, caught before it does.
+            wanted = ("N", "C") + ("D", "H", "W")[5 - conv.weight.dim():]  # Conv2d: N, C, H, W
+            raise ShapeError(
+                f"TimeDistributed({name}): {type(conv).__name__} takes frames ({', '.join(wanted)}), so the "
+                f"input should be (B, T, {', '.join(wanted[1:])}); got {tuple(x.shape)}, whose frames are "
+                f"{tuple(frames.shape)}. Frames without a channel axis (B, T, H, W) need x.unsqueeze(2)."
+            )
+        try:
+            y = self.module(frames)
+        except RuntimeError as e:
+            # The module's own message speaks of the frames it got, (B*T, ...); a learner passed
+            # (B, T, ...). Name both, keep torch's words, and chain the original.
+            frame = f"({rows}={frames.shape[0]}, " + ", ".join(map(str, frames.shape[1:])) + ")"
+            error = module_error(
+                e, f"TimeDistributed({name}, mode={self.mode!r}) got {describe(x.shape, _axes(x))} and passed "
+                   f"{name} frames {frame}",
+                hint=f"Each frame is x[:, t], of shape {tuple(x.shape[2:])}: build the module for "
+                     "that shape (Conv2d's in_channels = C, Linear's in_features = the last axis).")
+            if error is None:
+                raise
+            raise error from e
         if not isinstance(y, torch.Tensor):
             raise TypeError(
                 f"TimeDistributed needs the wrapped module to return one tensor per frame; "
-                f"{type(self.module).__name__} returned {type(y).__name__}"
+                f"{name} returned {type(y).__name__}"
+            )
+        if y.dim() == 0 or y.shape[0] != frames.shape[0]:
+            raise ShapeError(
+                f"TimeDistributed({name}): the module must keep one row per frame, but it turned "
+                f"frames {tuple(frames.shape)} ({rows}={frames.shape[0]} rows) into {tuple(y.shape)}. "
+                "A module that mixes the rows of a batch (a flatten from axis 0, a sum over the batch) "
+                "cannot be applied frame by frame; flatten from axis 1 instead (nn.Flatten())."
             )
         return y
 
     def extra_repr(self) -> str:
         return f"mode={self.mode!r}"
+
+
+def _first_layer(module: nn.Module) -> nn.Module:
+    """The first leaf layer a frame meets (for an nn.Sequential, its first layer)."""
+    while isinstance(module, nn.Sequential) and len(module):
+        module = module[0]
+    return module
+
+
+def _axes(x: torch.Tensor) -> list[str]:
+    """Axis names for a (B, T, ...) input: B, T, then C, H, W for a video, F for features."""
+    rest = {1: ["F"], 3: ["C", "H", "W"]}.get(x.dim() - 2, [f"d{i}" for i in range(x.dim() - 2)])
+    return ["B", "T"] + rest

@@ -17,7 +17,7 @@ from torch import nn
 
 from ..layers.convlstm import ConvLSTM
 from ..layers.time_distributed import TimeDistributed
-from ..shapes import check_shape
+from ..shapes import check_float, check_shape
 from .encoders import FrameCNN, TorchvisionBackbone
 
 __all__ = ["CNNConvLSTM", "CNNConvLSTMConfig", "recurrent_parameters", "count_parameters"]
@@ -86,6 +86,7 @@ class CNNConvLSTM(nn.Module):
         check_shape(x, "B T C H W", what="CNNConvLSTM input", C=c.in_channels, H=c.frame_size,
                     W=c.frame_size,
                     hint="Quadrant sequences come from quadrant_sequences(images): (N, 4, 1, 14, 14).")
+        check_float(x, "CNNConvLSTM input")
         maps = self.encoder(x)                  # (B, T, C', H', W'): one map per frame
         seq, _ = self.convlstm(self.dropout(maps))  # (B, T, F, H', W'): h_t at every step, still a map
         if not all_steps:

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..layers.time_distributed import TimeDistributed
-from ..shapes import check_shape
+from ..shapes import check_float, check_shape
 from .encoders import FrameCNN
 
 __all__ = ["CNNLSTM", "CNNLSTMConfig"]
@@ -65,6 +65,7 @@ class CNNLSTM(nn.Module):
         check_shape(x, "B T C H W", what="CNNLSTM input", C=c.in_channels, H=c.frame_size,
                     W=c.frame_size,
                     hint="Quadrant sequences come from quadrant_sequences(images): (N, 4, 1, 14, 14).")
+        check_float(x, "CNNLSTM input")
         feats = self.encoder(x)                # (B, T, F): fold -> CNN -> unfold
         seq, _ = self.lstm(self.dropout(feats))  # (B, T, hidden): h_t at every step
         if not all_steps:

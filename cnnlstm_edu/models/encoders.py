@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..shapes import check_shape
+from ..shapes import check_float, check_shape
 
 __all__ = ["FrameCNN", "TorchvisionBackbone", "conv_block"]
 
@@ -80,6 +80,7 @@ class FrameCNN(nn.Module):
         check_shape(frames, "N C H W", what="FrameCNN input", C=self.in_channels,
                     hint="A video (B, T, C, H, W) must be folded first: wrap the CNN in "
                          "TimeDistributed, or call fold_time(x).")
+        check_float(frames, "FrameCNN input", like=self.blocks[0][0].weight)
         maps = self.blocks(frames)                 # (N, C', H', W')
         return maps.flatten(1) if self.flatten else maps  # (N, C'*H'*W') or (N, C', H', W')
 

@@ -38,7 +38,7 @@ from torch.nn import functional as F
 
 from ..layers.convlstm import ConvLSTM
 from ..layers.time_distributed import TimeDistributed
-from ..shapes import check_shape, fold_time, unfold_time
+from ..shapes import check_float, check_shape, fold_time, unfold_time
 from ..train import to_float
 
 __all__ = ["NextFrame", "NextFrameConfig", "NextFrameObjective"]
@@ -106,6 +106,7 @@ class NextFrame(nn.Module):
         c = self.config
         check_shape(x, "B T C H W", what=what, C=c.in_channels, H=c.frame_size, W=c.frame_size,
                     hint="Moving MNIST clips come from moving_mnist(): (N, T, 1, 32, 32) by default.")
+        check_float(x, what)
 
     def step(self, frames: torch.Tensor, state=None):
         """Read ``frames`` ``(B, t, C, H, W)``; return the next frames ``(B, t, C, H, W)`` and the state.

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..layers.stateful import Stateful
-from ..shapes import check_shape
+from ..shapes import check_float, check_shape
 
 __all__ = ["FrameStreamer"]
 
@@ -57,6 +57,7 @@ class FrameStreamer(nn.Module):
         c = self.model.config
         check_shape(frame, "B C H W", what="FrameStreamer frame", C=c.in_channels,
                     hint="Feed one frame per call: clip[:, t], not the whole clip.")
+        check_float(frame, "FrameStreamer frame")
         x = frame.unsqueeze(1)                       # (B, 1, C, H, W): a clip of one frame
         feats = self.model.encoder(x)                # (B, 1, F) or (B, 1, C', H', W')
         h = self.rnn(feats)[:, -1]                   # (B, hidden) or (B, F, H', W'): state carried on
