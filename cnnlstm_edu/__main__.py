@@ -15,6 +15,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 __all__ = ["main"]
 
@@ -132,6 +133,9 @@ def train_command(args: argparse.Namespace) -> dict:
     from .models import MODELS, build_model
     from .train import Curriculum, fit
 
+    if args.save and not Path(args.save).resolve().parent.is_dir():
+        # Checked before training, not after: a typo must not cost the run.
+        raise ValueError(f"--save {args.save}: the folder {Path(args.save).resolve().parent} does not exist")
     if args.threads:
         torch.set_num_threads(args.threads)
     defaults = DEFAULTS[args.model]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+import tempfile
 from pathlib import Path
 
 from torch import nn
@@ -44,10 +45,26 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, **info) -> Path:
 
     name, config = model_config(model)
     header = {"format": FORMAT, "model": name, "config": config, "version": __version__, "info": info}
+    try:
+        text = json.dumps(header)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"save_checkpoint: the extra facts must be JSON values (str, number, list, dict), "
+                        f"got {info!r}: {e}") from None
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"save_checkpoint: the folder {path.parent} does not exist; create it first")
     # safetensors refuses tensors that share memory; contiguous copies on the CPU are always safe.
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    path = Path(path)
-    save_file(tensors, str(path), metadata={"cnnlstm_edu": json.dumps(header)})
+    # Written beside the target and renamed over it: a crash or a full disk mid-write leaves the
+    # old file (or none), never a truncated checkpoint under the real name.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={"cnnlstm_edu": text})
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
     return path
 
 
@@ -55,7 +72,12 @@ def _check_header(path: Path) -> None:
     """Tell pickles and foreign files apart from safetensors before any parser sees them."""
     with open(path, "rb") as f:
         head = f.read(9)
-    if head[:1] == b"\x80" or head[:4] == b"PK\x03\x04":
+        f.seek(-1 if path.stat().st_size else 0, os.SEEK_END)
+        last = f.read(1)
+    # Protocol 2+ pickles open with 0x80, torch.save's zip with PK; protocol 0/1 pickles open with
+    # a mark, a global or a list and always end with the STOP opcode ".".
+    if head[:1] == b"\x80" or head[:4] == b"PK\x03\x04" or (head[:1] in (b"(", b"c", b"]", b"}", b"N")
+                                                           and last == b"."):
         raise CheckpointError(
             f"{path} looks like a pickle (torch.save) file. Loading it would run code stored in it, "
             "so this package refuses. Re-save the weights with save_checkpoint(model, path)."
@@ -70,11 +92,17 @@ def _check_header(path: Path) -> None:
 
 
 def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> tuple[nn.Module, dict]:
-    """Rebuild the model saved at ``path``; returns ``(model, info)``. Never unpickles."""
+    """Rebuild the model saved at ``path``; returns ``(model, info)``. Never unpickles.
+
+    The file is checked before anything is built from it: a pickle (whatever its name), an empty,
+    truncated or foreign file, a config that does not build a model, or weights whose names and
+    shapes are not the model's raise :class:`CheckpointError` (a ``ValueError``) saying which.
+    """
+    import torch
     from safetensors import SafetensorError
     from safetensors.torch import load_file, safe_open
 
-    from .models import build_model
+    from .models import MODELS, build_model
 
     path = Path(path)
     if not path.is_file():
@@ -83,15 +111,45 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> tuple[nn.Mo
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-        tensors = load_file(str(path), device=device)
+            found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
     except SafetensorError as e:
         raise CheckpointError(f"{path} is not a readable safetensors file: {e}") from None
     try:
         header = json.loads(meta["cnnlstm_edu"])
-        assert header["format"] == FORMAT
-    except (KeyError, ValueError, AssertionError, TypeError):
+        fmt = header["format"]
+    except (KeyError, ValueError, TypeError):
         raise CheckpointError(f"{path} is a safetensors file, but not one written by "
                               "cnnlstm_edu.save_checkpoint (no model config in its metadata)") from None
-    model = build_model(header["model"], **header["config"])
+    if fmt != FORMAT:
+        raise CheckpointError(f"{path} is a checkpoint in format {fmt!r}; this version of cnnlstm_edu "
+                              f"reads {FORMAT!r}. Load it with the version that wrote it "
+                              f"({header.get('version', 'unknown')}) and save it again.")
+    name, config = header.get("model"), header.get("config")
+    if name not in MODELS or not isinstance(config, dict):
+        raise CheckpointError(f"{path}: the config names model {name!r} with config {config!r}; "
+                              f"expected one of {sorted(MODELS)} and a dict of its fields")
+    # Built first on the meta device, which allocates nothing: a config asking for a huge model
+    # costs no memory, and its weight shapes can be checked against the file's before any real
+    # tensor exists.
+    try:
+        with torch.device("meta"):
+            skeleton = build_model(name, **config)
+    except (TypeError, ValueError, RuntimeError) as e:   # RuntimeError: sizes that overflow
+        raise CheckpointError(f"{path}: its config does not build a {name} model: {e}") from None
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    if found != expected:
+        missing = sorted(set(expected) - set(found))
+        extra = sorted(set(found) - set(expected))
+        wrong = [f"{k} {found[k]} (the model has {expected[k]})" for k in expected
+                 if k in found and found[k] != expected[k]]
+        problems = ([f"missing {missing[:3]}"] if missing else []) + ([f"unexpected {extra[:3]}"] if extra else []) \
+            + ([f"wrong shape: {', '.join(wrong[:3])}"] if wrong else [])
+        raise CheckpointError(f"{path}: its weights do not fit the {name} model its config describes: "
+                              + "; ".join(problems) + ". The file was altered, or written by other code.")
+    try:
+        tensors = load_file(str(path), device=device)
+    except SafetensorError as e:
+        raise CheckpointError(f"{path} is not a readable safetensors file: {e}") from None
+    model = build_model(name, **config)
     model.load_state_dict(tensors)
     return model.to(device), header.get("info", {})

@@ -1,13 +1,15 @@
 """Checkpoints round-trip exactly and never unpickle."""
 
+import json
 import pickle
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from cnnlstm_edu import load_checkpoint, save_checkpoint
-from cnnlstm_edu.checkpoint import CheckpointError
-from cnnlstm_edu.models import CNNLSTM
+from cnnlstm_edu.checkpoint import FORMAT, CheckpointError
+from cnnlstm_edu.models import CNNLSTM, build_model
 
 
 def test_roundtrip_is_exact(tmp_path):
@@ -26,25 +28,75 @@ class Boom:
         return (exec, ("import pathlib; pathlib.Path('PWNED').write_text('ran')",))
 
 
+@pytest.mark.parametrize("name", ["evil.safetensors", "model.pt", "weights"])
 @pytest.mark.parametrize("write", [
-    lambda p: p.write_bytes(pickle.dumps(Boom())),
+    *[lambda p, k=k: p.write_bytes(pickle.dumps(Boom(), protocol=k)) for k in range(pickle.HIGHEST_PROTOCOL + 1)],
     lambda p: torch.save({"x": Boom()}, p),
 ])
-def test_pickles_are_refused_and_never_run(tmp_path, monkeypatch, write):
+def test_pickles_are_refused_and_never_run(tmp_path, monkeypatch, write, name):
     monkeypatch.chdir(tmp_path)
-    path = tmp_path / "evil.safetensors"
+    path = tmp_path / name
     write(path)
-    with pytest.raises(CheckpointError, match="pickle"):
+    with pickle_forbidden(monkeypatch), pytest.raises(CheckpointError, match="pickle"):
         load_checkpoint(path)
     assert not (tmp_path / "PWNED").exists()
 
 
+def test_the_pickle_payload_is_live(tmp_path, monkeypatch):
+    # So the test above means something: unpickling this file for real does create the marker.
+    monkeypatch.chdir(tmp_path)
+    pickle.loads(pickle.dumps(Boom()))
+    assert (tmp_path / "PWNED").exists()
+
+
+def pickle_forbidden(monkeypatch):
+    """Within the block, any unpickling (pickle, torch.load) fails the test."""
+    def forbidden(*args, **kwargs):
+        raise AssertionError("load_checkpoint unpickled something")
+
+    patch = monkeypatch.context()
+    m = patch.__enter__()
+    for module, name in [(pickle, "loads"), (pickle, "load"), (pickle, "Unpickler"), (torch, "load")]:
+        m.setattr(module, name, forbidden)
+
+    class Guard:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            patch.__exit__(*exc)
+            return False
+
+    return Guard()
+
+
+@pytest.mark.parametrize("name, config", [
+    ("cnn_lstm", {"channels": (4, 8), "hidden_size": 16, "num_layers": 2, "td_mode": "loop"}),
+    ("cnn_convlstm", {"channels": (4,), "hidden_channels": 6, "kernel_size": 3}),
+    ("next_frame", {}),
+])
+def test_every_model_roundtrips_exactly_without_unpickling(tmp_path, monkeypatch, name, config):
+    torch.manual_seed(0)
+    model = build_model(name, **config).eval()
+    path = save_checkpoint(model, tmp_path / f"{name}.safetensors", order="1324")
+    with pickle_forbidden(monkeypatch):
+        again, info = load_checkpoint(path)
+    assert type(again) is type(model) and again.config == model.config and info == {"order": "1324"}
+    assert list(tmp_path.iterdir()) == [path]                  # no temporary file left behind
+    for (k, a), (_, b) in zip(model.state_dict().items(), again.state_dict().items()):
+        assert torch.equal(a, b), k
+    header = json.loads(__import__("safetensors").safe_open(str(path), "pt").metadata()["cnnlstm_edu"])
+    assert header["model"] == name and header["version"] and header["format"] == FORMAT
+
+
 def test_truncated_and_foreign_files(tmp_path):
     good = save_checkpoint(CNNLSTM(channels=(4, 8), hidden_size=8), tmp_path / "m.safetensors")
-    cut = tmp_path / "cut.safetensors"
-    cut.write_bytes(good.read_bytes()[:200])
-    with pytest.raises(CheckpointError, match="truncated|not a readable"):
-        load_checkpoint(cut)
+    data = good.read_bytes()
+    for keep in (0, 5, 9, 200, len(data) // 2, len(data) - 1):    # in the header, then in the weights
+        cut = tmp_path / f"cut{keep}.safetensors"
+        cut.write_bytes(data[:keep])
+        with pytest.raises(CheckpointError, match="truncated|not a readable|not a safetensors"):
+            load_checkpoint(cut)
     text = tmp_path / "notes.safetensors"
     text.write_text("hello")
     with pytest.raises(CheckpointError, match="not a safetensors"):
@@ -56,3 +108,52 @@ def test_truncated_and_foreign_files(tmp_path):
         load_checkpoint(foreign)
     with pytest.raises(FileNotFoundError):
         load_checkpoint(tmp_path / "missing.safetensors")
+
+
+def tampered(tmp_path, header=None, tensors=None, raw_meta=None):
+    """A safetensors file with our metadata key, but a config or weights other than save_checkpoint's."""
+    model = CNNLSTM(channels=(4, 8), hidden_size=8)
+    tensors = tensors if tensors is not None else {k: v.contiguous() for k, v in model.state_dict().items()}
+    base = {"format": FORMAT, "model": "cnn_lstm", "config": {"channels": [4, 8], "hidden_size": 8},
+            "version": "0.1.0", "info": {}}
+    meta = raw_meta if raw_meta is not None else json.dumps({**base, **(header or {})})
+    path = tmp_path / "tampered.safetensors"
+    save_file(tensors, str(path), metadata={"cnnlstm_edu": meta})
+    return path
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"model": "os.system"}, "expected one of"),
+    ({"config": "rm -rf"}, "expected one of"),
+    ({"config": {"hidden_size": 8, "__class__": 1}}, "does not build"),
+    ({"config": {"hidden_size": "eight"}}, "does not build"),
+    ({"config": {"hidden_size": 10**5, "channels": [4, 8]}}, "do not fit"),   # 160 GB of weights: never allocated
+    ({"config": {"hidden_size": 10**9, "channels": [4, 8]}}, "does not build"),
+    ({"format": "cnnlstm_edu.checkpoint/9"}, "format"),
+])
+def test_tampered_configs_are_refused(tmp_path, change, match):
+    with pytest.raises(CheckpointError, match=match):
+        load_checkpoint(tampered(tmp_path, header=change))
+
+
+def test_weights_that_do_not_fit_the_config_are_refused(tmp_path):
+    state = {k: v.contiguous() for k, v in CNNLSTM(channels=(4, 8), hidden_size=8).state_dict().items()}
+    renamed = {("evil." + k if k.startswith("lstm") else k): v for k, v in state.items()}
+    with pytest.raises(CheckpointError, match="missing .*unexpected"):
+        load_checkpoint(tampered(tmp_path, tensors=renamed))
+    reshaped = {**state, "classifier.bias": torch.zeros(11)}
+    with pytest.raises(CheckpointError, match=r"wrong shape: classifier.bias \(11,\) \(the model has \(10,\)\)"):
+        load_checkpoint(tampered(tmp_path, tensors=reshaped))
+    with pytest.raises(CheckpointError, match="not one written by"):
+        load_checkpoint(tampered(tmp_path, raw_meta="{not json"))
+
+
+def test_save_refuses_what_it_cannot_write(tmp_path):
+    model = CNNLSTM(channels=(4,), hidden_size=4)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        save_checkpoint(model, tmp_path / "no" / "such" / "m.safetensors")
+    with pytest.raises(TypeError, match="JSON"):
+        save_checkpoint(model, tmp_path / "m.safetensors", when=object())
+    with pytest.raises(ValueError, match="not a registered model"):
+        save_checkpoint(torch.nn.Linear(2, 2), tmp_path / "m.safetensors")
+    assert list(tmp_path.iterdir()) == []                       # nothing half-written

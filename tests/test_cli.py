@@ -34,6 +34,7 @@ def test_train_prints_one_json_object_last_and_saves(tmp_path):
     (["train", "--order", "1233"], "permutation"),
     (["train", "--epochs", "-1"], "must be positive"),
     (["train", "--model", "vgg"], "invalid choice"),
+    (["train", "--save", "/no/such/folder/m.safetensors"], "does not exist"),
 ])
 def test_bad_options_give_one_line_not_a_traceback(args, message):
     proc = run_cli(*args)
