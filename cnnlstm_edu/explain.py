@@ -343,12 +343,27 @@ def _rnn_input(msg: str, ctx: _Context) -> str | None:
         # Without labels, call the axes (B, T, F) only if the layer itself reads them that way.
         reads = ("B", "T", "F") if getattr(ctx.module, "batch_first", False) and x is not None and len(x) == 3 else None
         shown = f" {_show(x, ctx, reads)}" if x is not None else ""
+        head = _find(ctx, nn.RNNBase, input_size=E)
+        k = G // E if G > E and G % E == 0 else None
+        if k and x is not None and len(x) == 2:
+            # Seed 004's "expected ndim=3, found ndim=2": the steps were flattened into one vector.
+            return (f"{head}{layer} reads a sequence (B, T, F) with F = input_size = {E}, but got the 2-D "
+                    f"tensor {_show(x, ctx)}: {G} = {k} x {E}, so {k} steps of {E} features were flattened "
+                    f"into one vector per sample and the time axis is gone (Keras says 'expected ndim=3, "
+                    f"found ndim=2').\nFix: keep the time axis, x.reshape({x[0]}, {k}, {E}) -> (B, T, F) "
+                    f"(flatten_spatial(maps) instead of maps.flatten(1)). Do not build the layer with "
+                    f"input_size={G}: PyTorch reads a 2-D input as ONE unbatched sequence and would run "
+                    f"without an error.")
         source = _map_source(G, ctx)
         where = (f" That is {source}." if source else
                  f" If it is a flattened map, {G} = C x H x W ({_guess_map(G)})." if _guess_map(G) else "")
-        return (f"{_find(ctx, nn.RNNBase, input_size=E)}{layer} was built with input_size={E}, but each step of its input"
-                f"{shown} has F={G} features: the last axis of (B, T, F) must equal input_size.{where}\n"
-                f"Fix: build it with input_size={G}.")
+        fix = f"\nFix: build it with input_size={G}."
+        if k and x is None:
+            fix += (f" But if the input is 2-D, (B, {G}) with {G} = {k} x {E}, the time axis was flattened "
+                    f"away: reshape to (B, {k}, {E}) instead, since a layer built for {G} would read a 2-D "
+                    "input as one unbatched sequence without complaint.")
+        return (f"{head}{layer} was built with input_size={E}, but each step of its input"
+                f"{shown} has F={G} features: the last axis of (B, T, F) must equal input_size.{where}" + fix)
     if (m := re.search(r"(\w+): Expected input to be (\d)D or (\d)D, got (\d)D instead", msg)):
         kind, rank = m.group(1), int(m.group(4))
         if kind.endswith("Cell"):

@@ -156,6 +156,23 @@ def test_lstm_input_size():
     assert WrongInputSize(input_size=288)(video()).shape == (B, T, 64)
 
 
+def test_lstm_fed_steps_flattened_into_one_vector():
+    # Seed 004's "expected ndim=3, found ndim=2": maps.flatten(1) gives (B, T*F). The naive fix,
+    # input_size=T*F, would run silently (a 2-D input is one unbatched sequence), so the advice
+    # must point at the lost time axis instead.
+    lstm = nn.LSTM(288, 16, batch_first=True)
+    flat = torch.randn(B, T * 288)                                   # (B, T*F)
+    watched = str(shape_error_of(lambda: lstm(flat)))
+    must_mention(watched, f"{T * 288} = {T} x 288", "time axis is gone", "expected ndim=3, found ndim=2",
+                 f"x.reshape({B}, {T}, 288)", f"Do not build the layer with input_size={T * 288}")
+    assert lstm(flat.reshape(B, T, 288))[0].shape == (B, T, 16)     # the fix works
+    plain = explain(error_of(lambda: lstm(flat)))
+    must_mention(plain, f"input_size={T * 288}", f"if the input is 2-D, (B, {T * 288})", f"(B, {T}, 288)")
+    # A 3-D input keeps the old advice: nothing was flattened across steps.
+    sized = str(shape_error_of(lambda: lstm(torch.randn(B, T, 576))))
+    assert "2-D" not in sized and "input_size=576" in sized
+
+
 def test_lstm_output_fed_on_without_picking_a_step():
     traced = explain(error_of(lambda: trace_shapes(NoStepPicked(), video())))
     must_mention(traced, "In head.1 (Linear)", "256 = 4 x 64", "T=4", "(B=8, T*F=256)", "output[:, -1]")
