@@ -75,13 +75,13 @@ def main(argv: list[str] | None = None) -> int:
         f"- load average when the benchmark started: {load_before:.2f} (2 cores; above ~2 means "
         "other work shared the CPU and the runs got fewer steps)", "",
         "## Next-frame prediction", "",
-        "| run | steps | test MSE | copy-last MSE | ratio (goal <= 0.40) | MSE at forecast step 1 .. 5 |",
-        "|---|---|---|---|---|---|",
+        "| run | steps | test MSE | copy-last MSE | ratio (goal <= 0.40) | MSE at forecast step 1 .. 5 | load at end |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, r in forecast.items():
         per = " / ".join(f"{m:.4f}" for m in r["mse_per_step"])
         lines.append(f"| {name} | {r['steps']} | {r['test_mse']:.5f} | {r['copy_last_mse']:.5f} | "
-                     f"{r['ratio']:.3f} | {per} |")
+                     f"{r['ratio']:.3f} | {per} | {r['load']:.1f} |")
     lines += ["", "Copy-last MSE at forecast step 1 .. 5: "
               + " / ".join(f"{m:.4f}" for m in forecast["default (120 s)"]["copy_last_per_step"]), ""]
     lines += [f"    {r['command']}" for r in forecast.values()]
