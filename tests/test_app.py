@@ -7,12 +7,14 @@ file stays within a minute or so on a 2-core CPU.
 import socket
 import threading
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
+from cnnlstm_edu import load_checkpoint
 from cnnlstm_edu.app import build_demo, launch
 from cnnlstm_edu.app import demo as app
 from cnnlstm_edu.app.shape_lab import MISTAKES, break_it, check_dims, shape_report
@@ -151,6 +153,113 @@ def test_closing_a_session_stops_its_run_and_frees_the_model():
     assert session.model is None and session.stop.is_set()
     assert list(updates) == []                                           # the run ends, silently
     assert not registry.close("tab-1")
+
+
+def _last(outputs) -> dict:
+    return dict(zip(app._TRAIN_OUTPUTS, outputs[-1]))
+
+
+TINY = ("CNN-LSTM", "1234", 16, 4e-3, 128, "epochs", 0.005)           # 300 digits: 3 steps
+
+
+def test_download_model_is_the_sessions_model_and_goes_with_the_tab():
+    session = Session()
+    end = _last(list(app.train(session, *TINY, options=QUICK)))
+    button = end["download"]
+    path = Path(button.value["path"])
+    assert button.interactive and path.suffix == ".safetensors"
+    assert path.name.startswith("cnn_lstm-h16-order1234-acc") and path.name in button.label
+    model, info = load_checkpoint(path)
+    assert info["order"] == "1234" and info["test_acc"] == session.result.test_acc
+    for (k, a), (_, b) in zip(session.model.state_dict().items(), model.state_dict().items()):
+        assert torch.equal(a.cpu(), b), k
+    own = Path(session.checkpoint)                                       # gradio serves a copy of it
+    assert own.name == path.name and own.exists()
+    session.close()
+    assert not own.exists() and session.checkpoint is None               # it went with the tab
+
+
+def _failing_fit(monkeypatch, error: BaseException, after: int = 1):
+    """Make the next runs raise ``error`` after ``after`` events of fit()."""
+    from cnnlstm_edu.app import training
+
+    real_fit = training.fit
+
+    def fit(*args, **kwargs):
+        for i, event in enumerate(real_fit(*args, **kwargs)):
+            if i == after:
+                raise error
+            yield event
+
+    monkeypatch.setattr(training, "fit", fit)
+
+
+@pytest.mark.parametrize("error, says", [
+    (RuntimeError("boom in step 2"), "Training failed:** RuntimeError: boom in step 2"),
+    (torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), "Out of memory"),
+])
+def test_an_exception_mid_run_is_a_message_in_that_tab(monkeypatch, error, says):
+    _failing_fit(monkeypatch, error)
+    session = Session()
+    outputs = list(app.train(session, *TINY[:-2], "seconds", 30, options=QUICK))
+    end = _last(outputs)
+    assert says in end["status"] and "Traceback" not in end["status"]
+    assert len(outputs) >= 2 and "Starting" in _last(outputs[:1])["status"]   # it had begun
+    assert session.model is None and not session.running and "failed" in session.freed
+    assert not end["download"].interactive
+    monkeypatch.undo()
+    assert "Done" in _last(list(app.train(session, *TINY, options=QUICK)))["status"]   # and it can train again
+
+
+def test_stop_cancels_a_run_still_waiting_in_the_queue():
+    session = Session()
+    assert app.stop(session) == "Nothing is training in this tab."
+    app.queued(session)                                                  # Train pressed; not started yet
+    assert "Cancelled" in app.stop(session)
+    outputs = list(app.train(session, *TINY, options=QUICK))             # its turn comes
+    assert len(outputs) == 1 and "Stopped before it started" in _last(outputs)["status"]
+    assert session.model is None
+    app.queued(session)                                                  # the next press trains
+    assert "Done" in _last(list(app.train(session, *TINY, options=QUICK)))["status"]
+    assert app.stop(session) == "Nothing is training in this tab."       # and a late Stop cancels nothing
+    app.queued(session)
+    assert "Done" in _last(list(app.train(session, *TINY, options=QUICK)))["status"]
+
+
+def test_only_max_models_stay_in_memory_least_recently_used_idle_freed_first(monkeypatch):
+    from cnnlstm_edu.app import tryit
+    monkeypatch.setattr(tryit, "DEFAULT_MODEL_SECONDS", 0.5)            # the stand-in a freed tab gets
+    monkeypatch.setattr(SESSIONS, "max_models", 2)
+    tabs = [SESSIONS.attach(None, f"lru-{i}") for i in range(3)]
+    try:
+        for tab in tabs:
+            list(app.train(tab, *TINY, options=QUICK, request=SimpleNamespace(session_hash=tab.id)))
+        assert [t.model is not None for t in tabs] == [False, True, True]
+        assert "least recently used" in tabs[0].freed
+        message, *_ = app.try_test_digit(tabs[0], 0, "1234")
+        assert "was freed" in message and "train again" in message
+        app.try_test_digit(tabs[1], 0, "1234")                           # tab 1 used: tab 2 is now the oldest
+        list(app.train(tabs[0], *TINY, options=QUICK, request=SimpleNamespace(session_hash=tabs[0].id)))
+        assert [t.model is not None for t in tabs] == [True, True, False]
+    finally:
+        for tab in tabs:
+            SESSIONS.close(tab.id)
+
+
+def test_limits_are_checked_at_build_time():
+    with pytest.raises(ValueError, match="max_models=1 must be at least max_runs=2"):
+        build_demo(max_runs=2, max_models=1)
+    with pytest.raises(ValueError, match="max_queue"):
+        build_demo(max_queue=0)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("batch_size", 4096, "Batch size must be from 1 to 1024"),
+    ("hidden", 256, "Hidden size must be from 1 to 128"),               # for the ConvLSTM
+])
+def test_per_run_memory_limits(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        TrainSettings(model="cnn_convlstm", **{field: value})
 
 
 def test_train_handler_reports_bad_input_in_the_page():
@@ -324,8 +433,12 @@ def test_train_endpoint_streams(served):
     job = client.submit("CNN-LSTM", "1234", 128, 4e-3, 128, "seconds", 2, api_name="/train")
     outputs = list(job)
     assert len(outputs) >= 3
-    status, loss, accuracy, activations, hidden, beliefs, final, confusion, mistakes, order = outputs[-1]
+    status, loss, accuracy, activations, hidden, beliefs, final, confusion, mistakes, order, download = outputs[-1]
     assert "test accuracy" in status and "Test accuracy" in final
+    download = download["value"] if isinstance(download, dict) else download   # a button update
+    model, info = load_checkpoint(download)                                # the "download model" file
+    assert download.endswith(".safetensors") and "cnn_lstm" in download and info["order"] == "1234"
+    assert model.lstm.hidden_size == 128
     assert accuracy["columns"] == ["epoch", "accuracy", "series"] and len(accuracy["data"]) >= 2
     assert {row[2] for row in accuracy["data"]} == {"train", "test"}
     assert activations.endswith(".png") and hidden.endswith(".png")      # images, downloaded
@@ -370,7 +483,7 @@ def test_two_sessions_train_at_once_without_seeing_each_other(served):
     (a0, out_a, a1), (b0, out_b, b1) = spans["a"], spans["b"]
     assert max(a0, b0) < min(a1, b1)                                       # they overlapped
     # Each saw only its own run: the first update sets the Try-it order to the run's order.
-    assert out_a[0][-1] == "1234" and out_b[0][-1] == "4321"
+    assert out_a[0][-2] == "1234" and out_b[0][-2] == "4321"
     assert all("Done" in out[-1][0] for out in (out_a, out_b))
     sessions = {SESSIONS.get(c.session_hash) for c in (a, b)}
     assert len(sessions) == 2 and None not in sessions

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from cnnlstm_edu import load_checkpoint
+
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync"]
@@ -107,6 +109,13 @@ def test_train_watch_stop_screenshot(browser, url, tmp_path):
     page.wait_for_selector("#confusion img", timeout=30_000)
     text = page.inner_text("body")
     assert "Test accuracy" in text and "Traceback" not in text and "Error" not in text
+    # "Download model": the browser saves this tab's model as a checkpoint that loads back.
+    with page.expect_download(timeout=30_000) as download:
+        page.click("#download-model")
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    model, info = load_checkpoint(saved)
+    assert saved.name.startswith("cnn_lstm-h128-order1234-acc") and info["order"] == "1234"
     path = Path(os.environ.get("SAVE_SCREENSHOT") or tmp_path / "app.png")
     path.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(path), full_page=True)

@@ -14,8 +14,15 @@ Sessions: each browser tab gets a :class:`~.training.Session` in a ``gr.State`` 
 run and stop switch). The tab's *unload* event (closed or reloaded) stops its run and drops its
 model at once; gradio itself deletes the state an hour later.
 
+Serving many tabs at once (a classroom, ``docs/classroom.md``) is bounded on purpose: at most
+``max_runs`` trainings run at a time and the rest wait in a queue of ``max_queue`` places (then
+"queue full"); at most ``max_models`` models stay in memory (the least recently used idle ones
+are freed); each run's batch, hidden size and length are capped (:mod:`.training`); uploads are
+capped at ``MAX_UPLOAD``. An exception in a run, a GPU out of memory included, ends that run
+with a message in its own page; the other tabs train on.
+
     python app.py                      # http://127.0.0.1:7860
-    python -m cnnlstm_edu.app --port 8000 --host 0.0.0.0 --share
+    python -m cnnlstm_edu.app --port 8000 --host 0.0.0.0 --max-runs 8
 """
 
 from __future__ import annotations
@@ -26,14 +33,18 @@ import logging
 import os
 import random
 import sys
+import tempfile
+from pathlib import Path
 
 # No telemetry: set before gradio is imported, because gradio reads it at import time.
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
 import gradio as gr  # noqa: E402
 import torch  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from ..data import QUADRANT_ORDERS, quadrant_sequences  # noqa: E402
+from ..shapes import is_out_of_memory  # noqa: E402
 from .shape_lab import MISTAKES, break_it, shape_report  # noqa: E402
 from .training import (MODEL_CHOICES, HIDDEN_FIELD, PROBE_INDEX, SESSIONS, Session,  # noqa: E402
                        TrainSettings, device_label, quadrant_data, train_updates, warm_up)
@@ -47,11 +58,48 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 7860
 MAX_RUNS = 2        # trainings at once; on a 2-core CPU two runs already share the cores
+MAX_QUEUE = 64      # events waiting for a place; more are refused at once ("queue full")
+MAX_MODELS = 32     # models kept in memory across tabs; the least recently used idle ones go first
+MAX_SESSIONS = 1000  # tabs whose state gradio keeps (its default, 10,000, holds a page copy each)
+MAX_UPLOAD = "2mb"  # a 280x280 drawing is ~10 kB
+# A small PNG can decode into a huge image (a "decompression bomb"): refuse beyond ~8M pixels.
+Image.MAX_IMAGE_PIXELS = 4096 * 1024
 CSS = """
 .pixelated img { image-rendering: pixelated; }
 #status { min-height: 3em; }
 """
 THEME = gr.themes.Soft(primary_hue="orange", secondary_hue="blue")
+
+
+def atomic_image_cache() -> None:
+    """Make gradio write the images it caches atomically (idempotent).
+
+    gradio names a cached image after the hash of its bytes and writes it in place: truncate, then
+    write. Two tabs showing the same picture at the same moment (the same test digit among the
+    mistakes, or the same untrained model's activations: every run starts from seed 0) write the
+    same file, and a browser fetching it in between gets a truncated image ("peer closed
+    connection without sending complete message body"). With 8 tabs training at once it happened
+    in tests/test_classroom.py. Written under a temporary name and renamed into place, a reader
+    sees a whole file, old or new, never half of one.
+    """
+    from gradio import processing_utils as pu
+
+    if getattr(pu.save_pil_to_cache, "atomic", False) or not hasattr(pu, "encode_pil_to_bytes"):
+        return
+
+    def save_pil_to_cache(img, cache_dir: str, name: str = "image", format: str = "webp") -> str:
+        data = pu.encode_pil_to_bytes(img, format)
+        folder = Path(cache_dir) / pu.hash_bytes(data)
+        folder.mkdir(exist_ok=True, parents=True)
+        path = (folder / f"{name}.{format}").resolve()
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".partial-")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+        return str(path)
+
+    save_pil_to_cache.atomic = True
+    pu.save_pil_to_cache = save_pil_to_cache
 
 
 def _warn(message: str) -> str:
@@ -84,7 +132,7 @@ def _state_deleted(session: Session | None) -> None:
 
 # Outputs of train(), in order; the indices name them below.
 _TRAIN_OUTPUTS = ["state", "status", "loss", "accuracy", "activations", "hidden", "beliefs",
-                  "final", "confusion", "mistakes", "try_order"]
+                  "final", "confusion", "mistakes", "try_order", "download"]
 
 
 def _train_outputs(session: Session, update, **values) -> tuple:
@@ -104,6 +152,12 @@ def train(session: Session | None, model_label: str, order: str, hidden, lr, bat
     learner's: ``device`` and ``final_test`` (see :class:`~.training.TrainSettings`).
     """
     session = SESSIONS.attach(session, _session_id(request))
+    if session.closed:                         # queued by a tab that has been closed since
+        return
+    if not session.start_ticket():
+        yield _train_outputs(session, None, status="Stopped before it started: this run was cancelled "
+                                                   "while it waited in the queue.")
+        return
     try:
         settings = TrainSettings.from_form(model_label, order, hidden, lr, batch_size, budget_kind,
                                            budget, **(options or {}))
@@ -113,6 +167,7 @@ def train(session: Session | None, model_label: str, order: str, hidden, lr, bat
     if session.running:
         yield _train_outputs(session, None, status=_warn("this tab is already training: press Stop first."))
         return
+    SESSIONS.make_room(session)
     try:
         for u in train_updates(session, settings):
             values = dict(
@@ -124,7 +179,8 @@ def train(session: Session | None, model_label: str, order: str, hidden, lr, bat
                 beliefs=beliefs_html(u.probe.probs, u.order, u.probe_label),
             )
             if u.kind == "start":
-                values.update(final="", confusion=None, mistakes=[], try_order=u.order)
+                values.update(final="", confusion=None, mistakes=[], try_order=u.order,
+                              download=gr.DownloadButton(value=None, interactive=False))
             if u.kind == "end":
                 r = u.result
                 values.update(
@@ -133,11 +189,44 @@ def train(session: Session | None, model_label: str, order: str, hidden, lr, bat
                            f"{r.train_seconds:.1f} s of training. Below: where the mistakes go, and "
                            f"{len(r.wrong_labels)} of them."),
                     confusion=_confusion_figure(r.confusion),
-                    mistakes=gallery_items(r.wrong_images, r.wrong_labels, r.wrong_preds))
+                    mistakes=gallery_items(r.wrong_images, r.wrong_labels, r.wrong_preds),
+                    download=_download_button(session))
             yield _train_outputs(session, u, **values)
-    except Exception as e:                     # the page gets one line; the log gets the traceback
-        log.exception("training failed")
-        yield _train_outputs(session, None, status=_warn(f"training failed: {type(e).__name__}: {e}"))
+    except Exception as e:                     # the page gets a message; the log gets the traceback
+        log.exception("training failed in session %s", session.id)
+        yield _train_outputs(session, None, status=failure_message(e, session),
+                             download=gr.DownloadButton(value=None, interactive=False))
+
+
+def failure_message(error: BaseException, session: Session) -> str:
+    """What a tab says when its run raised: what happened and what to do. Frees the run's model
+    (a half-trained model is no use, and after an out-of-memory error the memory is wanted)."""
+    session.free("its last run failed")
+    if is_out_of_memory(error):
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        return ("**Out of memory:** this run needed more memory than the device had free (other tabs "
+                "may be training at the same time). Try a smaller batch size or hidden size, or "
+                "train again when other runs have ended. Nothing else was affected.")
+    return (f"**Training failed:** {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}. "
+            "This run's model was dropped; the other tabs go on training. Press Train to try again; "
+            "if it fails again, tell whoever runs the server (its log has the details).")
+
+
+def _download_button(session: Session):
+    """The "download model" button, holding a checkpoint of the session's model, or disabled."""
+    try:
+        path = session.save()
+    except Exception:                          # a download is a nicety: never fail a run over it
+        log.exception("saving the model of session %s failed", session.id)
+        return gr.DownloadButton(value=None, interactive=False)
+    return gr.DownloadButton(f"Download model ({os.path.basename(path)})", value=path, interactive=True)
+
+
+def queued(session: Session | None) -> None:
+    """Train pressed: count a run as waiting (so that Stop can cancel it before it starts)."""
+    if isinstance(session, Session):
+        session.clicked()
 
 
 def _curve(history: list[dict], metric: str):
@@ -169,11 +258,16 @@ def _confusion_figure(cm):
 
 
 def stop(session: Session | None) -> str:
-    """The Stop button: training ends after the current step; the model so far is kept."""
-    if session is None or not session.running:
+    """The Stop button: training ends after the current step; the model so far is kept. A run
+    still waiting in the queue is cancelled before it starts."""
+    if session is None:
         return "Nothing is training in this tab."
-    session.stop.set()
-    return "Stopping: training ends after the current step; then the model is scored on the test set."
+    if session.running:
+        session.stop.set()
+        return "Stopping: training ends after the current step; then the model is scored on the test set."
+    if session.cancel_waiting():
+        return "Cancelled: the run waiting in the queue will not start."
+    return "Nothing is training in this tab."
 
 
 def model_changed(model_label: str):
@@ -195,7 +289,10 @@ def _try(session: Session | None, image: torch.Tensor, order: str, label: int | 
     model, settings = session.model_for_inference() if session is not None else (None, None)
     if model is None:
         model = default_model(order)
-        source = (f"No model trained in this tab yet: a stand-in CNN-LSTM, trained for "
+        why = (f"This tab's model was freed ({session.freed}): train again to use your own. "
+               if session is not None and session.freed and session.freed != "the tab was closed"
+               else "No model trained in this tab yet: ")
+        source = (f"{why}{'a' if why.endswith(': ') else 'A'} stand-in CNN-LSTM, trained for "
                   f"{tryit.DEFAULT_MODEL_SECONDS:g} s on order {order}, reads it.")
     else:
         source = f"This tab's model ({settings.describe()}) reads it."
@@ -218,7 +315,17 @@ def try_sketch(session: Session | None, sketch, order: str) -> tuple:
         digit = sketch_to_mnist(sketch)
     except ValueError as e:
         return _warn(str(e)), None, None, beliefs_html(None)
-    return _try(session, torch.from_numpy(digit), order, None)
+    return _guarded(_try, session, torch.from_numpy(digit), order, None)
+
+
+def _guarded(fn, *args) -> tuple:
+    """Run a Try-it reading; an unexpected error is a message in this tab, not a broken page."""
+    try:
+        return fn(*args)
+    except Exception as e:
+        log.exception("try-it failed")
+        note = "out of memory; try again in a moment" if is_out_of_memory(e) else f"{type(e).__name__}: {e}"
+        return _warn(f"reading the digit failed ({note})."), None, None, beliefs_html(None)
 
 
 def try_test_digit(session: Session | None, index, order: str) -> tuple:
@@ -231,7 +338,7 @@ def try_test_digit(session: Session | None, index, order: str) -> tuple:
         return _warn(f"the test digit number must be a whole number from 0 to 9999, got {index}."), \
             None, None, beliefs_html(None)
     data = quadrant_data(QUADRANT_ORDERS[0])
-    return _try(session, data.test_images[i], order, int(data.test_y[i]))
+    return _guarded(_try, session, data.test_images[i], order, int(data.test_y[i]))
 
 
 def try_random_digit(session: Session | None, order: str) -> tuple:
@@ -274,13 +381,24 @@ def break_model(key: str, model_label: str, B, T, C, H, W) -> tuple:
 # --- the page ------------------------------------------------------------------------------------
 
 
-def build_demo(device: str = "auto", max_runs: int = MAX_RUNS, final_test: int | None = None) -> gr.Blocks:
+def build_demo(device: str = "auto", max_runs: int = MAX_RUNS, final_test: int | None = None,
+               max_queue: int = MAX_QUEUE, max_models: int = MAX_MODELS) -> gr.Blocks:
     """Lay out the three tabs and wire them to the functions above. Launches nothing.
 
     ``device``: where sessions train ("auto": CUDA when there is a GPU). ``max_runs``: trainings
-    at once, across all tabs; more wait in the queue. ``final_test``: score the end of each run
-    on the first that many test digits instead of all 10,000 (tests use it to stay quick).
+    at once, across all tabs; more wait in the queue. ``max_queue``: events that may wait (more
+    are refused). ``max_models``: models kept in memory across tabs (at least ``max_runs``).
+    ``final_test``: score the end of each run on the first that many test digits instead of all
+    10,000 (tests use it to stay quick).
     """
+    for name, value in (("max_runs", max_runs), ("max_queue", max_queue), ("max_models", max_models)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive whole number, got {value!r}")
+    if max_models < max_runs:
+        raise ValueError(f"max_models={max_models} must be at least max_runs={max_runs}: every run "
+                         "holds a model, and a running model is never freed")
+    SESSIONS.max_models = max_models
+    atomic_image_cache()
     colors = {"train": "#3182bd", "test": "#e6550d"}
     with gr.Blocks(title="cnnlstm-edu: a CNN-LSTM, live", analytics_enabled=False,
                    delete_cache=(900, 3600)) as demo:
@@ -310,6 +428,9 @@ def build_demo(device: str = "auto", max_runs: int = MAX_RUNS, final_test: int |
                             train_btn = gr.Button("Train", variant="primary", elem_id="train-button")
                             stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-button")
                         status = gr.Markdown("Press **Train** to start.", elem_id="status")
+                        # Filled with a checkpoint (safetensors + JSON config) when a run ends.
+                        download = gr.DownloadButton("Download model", value=None, interactive=False,
+                                                     size="sm", elem_id="download-model")
                     with gr.Column(scale=3):
                         with gr.Row():
                             loss_plot = gr.LinePlot(None, x="epoch", y="loss", color="series",
@@ -395,7 +516,9 @@ def build_demo(device: str = "auto", max_runs: int = MAX_RUNS, final_test: int |
         demo.load(open_session, None, state, show_progress="hidden")
         demo.unload(close_session)
         train_outputs = [state, status, loss_plot, acc_plot, activations, hidden_img, beliefs, final,
-                         confusion, mistakes, try_order]
+                         confusion, mistakes, try_order, download]
+        # Counted at once, outside the queue, so that Stop can cancel a run still waiting in it.
+        train_btn.click(queued, state, None, api_name=False, concurrency_limit=None, show_progress="hidden")
         train_btn.click(train, [state, model_in, order_in, hidden_in, lr_in, batch_in, budget_kind_in,
                                 budget_in, options], train_outputs, api_name="train",
                         concurrency_limit=max_runs, concurrency_id="train", show_progress="minimal")
@@ -413,7 +536,8 @@ def build_demo(device: str = "auto", max_runs: int = MAX_RUNS, final_test: int |
         for key, btn in break_btns.items():
             btn.click(functools.partial(break_model, key), [shape_model] + dims, [broken_code, diagnosis],
                       api_name=f"break_{key}")
-    demo.queue(default_concurrency_limit=4)
+    # Everything but training (a trace, a Try-it reading) takes well under a second: 4 at once.
+    demo.queue(default_concurrency_limit=4, max_size=max_queue)
     return demo
 
 
@@ -422,13 +546,18 @@ def launch(demo: gr.Blocks | None = None, host: str = "127.0.0.1", port: int | N
     """Serve ``demo`` (a fresh :func:`build_demo` by default) with the app's theme and CSS.
 
     Binds ``host`` (loopback by default); ``port`` defaults to ``$GRADIO_SERVER_PORT`` or 7860;
-    no public link unless ``share=True``. Extra keyword arguments go to ``Blocks.launch``
+    no public link unless ``share=True``. Safe defaults for a shared server: uploads up to
+    ``MAX_UPLOAD``, ``MAX_SESSIONS`` tabs' state kept, no server-side rendering process, no
+    monitoring page, no analytics. Extra keyword arguments go to ``Blocks.launch``
     (``prevent_thread_lock=True`` returns at once, for tests).
     """
     demo = demo or build_demo()
     if port is None:
         port = int(os.environ.get("GRADIO_SERVER_PORT", DEFAULT_PORT))
-    demo.launch(server_name=host, server_port=port, share=share, theme=THEME, css=CSS, **kwargs)
+    options = dict(max_file_size=MAX_UPLOAD, state_session_capacity=MAX_SESSIONS, ssr_mode=False,
+                   enable_monitoring=False, show_error=False)
+    options.update(kwargs)
+    demo.launch(server_name=host, server_port=port, share=share, theme=THEME, css=CSS, **options)
     return demo
 
 
@@ -441,11 +570,18 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"port (default $GRADIO_SERVER_PORT or {DEFAULT_PORT})")
     parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1 ...")
-    parser.add_argument("--max-runs", type=int, default=MAX_RUNS, help="trainings at once, across tabs")
+    parser.add_argument("--max-runs", type=int, default=MAX_RUNS,
+                        help=f"trainings at once, across tabs; more wait in the queue (default {MAX_RUNS})")
+    parser.add_argument("--max-queue", type=int, default=MAX_QUEUE,
+                        help=f"events that may wait in the queue; more are refused (default {MAX_QUEUE})")
+    parser.add_argument("--max-models", type=int, default=None,
+                        help=f"models kept in memory across tabs (default {MAX_MODELS}, or --max-runs if "
+                             "larger); the least recently used idle ones are freed")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     try:
-        demo = build_demo(device=args.device, max_runs=args.max_runs)
+        demo = build_demo(device=args.device, max_runs=args.max_runs, max_queue=args.max_queue,
+                          max_models=args.max_models or max(MAX_MODELS, args.max_runs))
         device_label(args.device)                    # a bad --device fails here, in one line
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import copy
 import math
+import shutil
+import tempfile
 import threading
 import time
 import weakref
@@ -36,6 +38,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..checkpoint import save_checkpoint
 from ..data import QUADRANT_ORDERS, load_mnist, quadrant_sequences
 from ..models import MODELS, build_model
 from ..train import Event, device_name, evaluate, fit, resolve_device, to_float
@@ -49,6 +52,13 @@ __all__ = ["MODEL_CHOICES", "QuadrantData", "RunResult", "Session", "SessionRegi
 MODEL_CHOICES = {"CNN-LSTM": "cnn_lstm", "CNN-ConvLSTM": "cnn_convlstm"}
 # The config field that "hidden size" sets, and its default, per model.
 HIDDEN_FIELD = {"cnn_lstm": ("hidden_size", 128), "cnn_convlstm": ("hidden_channels", 32)}
+# Per-run limits: one tab must not take the memory of a shared server. Measured peaks of one
+# training step on a CPU (RSS): CNN-LSTM hidden 1024 at batch 1024, +0.7 GB; CNN-ConvLSTM
+# hidden 128 at batch 1024, +0.6 GB; at batch 4096 each needed about 2 GB.
+MAX_HIDDEN = {"cnn_lstm": 1024, "cnn_convlstm": 128}
+MAX_BATCH = 1024
+MAX_SECONDS = 3600
+MAX_EPOCHS = 50
 PROBE_INDEX = 0            # the test digit whose frames the Train tab shows (a 7)
 
 
@@ -99,15 +109,15 @@ class TrainSettings:
         if self.order not in QUADRANT_ORDERS:
             raise ValueError(f"Quadrant order must be one of {', '.join(QUADRANT_ORDERS)}, got {self.order!r}.")
         if self.hidden is not None:
-            self.hidden = _whole(self.hidden, "Hidden size", 1, 1024)
+            self.hidden = _whole(self.hidden, "Hidden size", 1, MAX_HIDDEN[self.model])
         self.lr = _positive(self.lr, "Learning rate", 1.0)
-        self.batch_size = _whole(self.batch_size, "Batch size", 1, 4096)
+        self.batch_size = _whole(self.batch_size, "Batch size", 1, MAX_BATCH)
         if self.seconds is None and self.epochs is None:
             raise ValueError("Give a time budget in seconds or a number of epochs.")
         if self.seconds is not None:
-            self.seconds = _positive(self.seconds, "Time budget (seconds)", 3600)
+            self.seconds = _positive(self.seconds, "Time budget (seconds)", MAX_SECONDS)
         if self.epochs is not None:
-            self.epochs = _positive(self.epochs, "Epochs", 50)
+            self.epochs = _positive(self.epochs, "Epochs", MAX_EPOCHS)
         self.probe_index = _whole(self.probe_index, "Probe digit", 0, 9999)
 
     @classmethod
@@ -208,6 +218,14 @@ class Session:
         self.history: list[dict] = []      # curve points: epoch, series ("train"/"test"), loss, accuracy
         self.result: RunResult | None = None
         self.closed = False
+        self.freed = ""                    # why the model was let go, if it was (said in Try it)
+        self.last_used = time.monotonic()  # the registry frees the least recently used idle models
+        # Runs waiting in the queue: clicks counts Train presses, started counts runs begun; Stop
+        # pressed while clicks > started cancels the waiting ones (runs up to ticket cancel_before).
+        self.clicks = self.started = self.cancel_before = 0
+        self._tickets = threading.Lock()
+        self._checkpoint_dir: str | None = None
+        self.checkpoint: str | None = None  # the file the "download model" button offers, if any
 
     @property
     def running(self) -> bool:
@@ -216,16 +234,67 @@ class Session:
     def model_for_inference(self) -> tuple[nn.Module | None, TrainSettings | None]:
         """The session's model for the Try-it tab. While a run goes on, a copy: switching the live
         model to eval mode from another thread would change the training step under it."""
+        self.last_used = time.monotonic()
         model = self.model
         if model is not None and self.running:
             model = copy.deepcopy(model)
         return model, self.settings
 
+    def clicked(self) -> None:
+        """Train was pressed: one more run is waiting in the queue."""
+        with self._tickets:
+            self.clicks += 1
+
+    def start_ticket(self) -> bool:
+        """A run is leaving the queue: False if Stop cancelled it while it waited."""
+        with self._tickets:
+            self.started += 1
+            return self.started > self.cancel_before
+
+    def cancel_waiting(self) -> bool:
+        """Stop pressed with nothing running: cancel the runs waiting in the queue, if any."""
+        with self._tickets:
+            if self.clicks <= self.started:
+                return False
+            self.cancel_before = self.clicks
+            return True
+
+    def free(self, reason: str = "") -> None:
+        """Let the model (and the run's curves and results) go; keep the session."""
+        self.model, self.history, self.result = None, [], None
+        self.freed = reason
+        self._remove_checkpoint()
+
     def close(self) -> None:
         """The tab is gone: stop its run and let its model go."""
         self.closed = True
         self.stop.set()
-        self.model, self.history, self.result = None, [], None
+        self.free("the tab was closed")
+
+    def save(self) -> str:
+        """Write the model to a fresh checkpoint file named after it; returns its path.
+
+        One file per session at a time (the previous one is deleted), in a folder of its own
+        that :meth:`close` removes: the server's disk stays bounded like its memory.
+        """
+        model, settings, result = self.model, self.settings, self.result
+        if model is None or settings is None:
+            raise ValueError("There is no model in this tab to save: train one first.")
+        self._remove_checkpoint()
+        self._checkpoint_dir = tempfile.mkdtemp(prefix="cnnlstm-edu-")
+        acc = f"-acc{result.test_acc * 100:.1f}" if result is not None else ""
+        hidden = settings.hidden or HIDDEN_FIELD[settings.model][1]
+        name = f"{settings.model}-h{hidden}-order{settings.order}{acc}.safetensors"
+        info = {"order": settings.order, "settings": settings.describe()}
+        if result is not None:
+            info.update(test_acc=result.test_acc, test_size=result.test_size, steps=result.steps)
+        self.checkpoint = str(save_checkpoint(model, f"{self._checkpoint_dir}/{name}", **info))
+        return self.checkpoint
+
+    def _remove_checkpoint(self) -> None:
+        folder, self._checkpoint_dir, self.checkpoint = self._checkpoint_dir, None, None
+        if folder:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def __repr__(self) -> str:
         return f"Session({self.id!r}, model={'yes' if self.model is not None else 'none'}, running={self.running})"
@@ -235,11 +304,30 @@ class SessionRegistry:
     """Sessions by gradio session hash, so a tab's *unload* event can find its session and free it.
 
     Weak references: the ``gr.State`` owns the session; when gradio drops the state, the entry goes.
+    ``max_models`` bounds the models kept in memory at once: :meth:`make_room` frees the least
+    recently used *idle* ones (never a running one) before a new run starts.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_models: int = 32) -> None:
         self._sessions: weakref.WeakValueDictionary[str, Session] = weakref.WeakValueDictionary()
         self._lock = threading.Lock()
+        self.max_models = max_models
+
+    def make_room(self, session: Session) -> list[Session]:
+        """Before ``session`` trains: free idle models until it fits under ``max_models``."""
+        with self._lock:
+            session.last_used = time.monotonic()
+            others = [s for s in self._sessions.values() if s is not session and s.model is not None]
+            idle = sorted((s for s in others if not s.running), key=lambda s: s.last_used)
+            freed = idle[:max(0, len(others) + 1 - self.max_models)]
+        for s in freed:
+            s.free(f"the server keeps {self.max_models} models at once and this tab's was the "
+                   "least recently used")
+        return freed
+
+    def models(self) -> int:
+        """How many sessions hold a model now."""
+        return sum(s.model is not None for s in list(self._sessions.values()))
 
     def attach(self, session: Session | None, session_id: str) -> Session:
         """The session of ``session_id``: ``session`` itself when given, else a new one; registered."""
@@ -336,6 +424,7 @@ def train_updates(session: Session, settings: TrainSettings, *, min_interval: fl
         device = resolve_device(settings.device)
         torch.manual_seed(settings.seed)
         model = build_model(settings.model, **settings.model_config())
+        session.free()                                             # the previous run's model and file
         session.model, session.settings, session.history, session.result = model, settings, [], None
         history = session.history
         probe_x = data.test_x[settings.probe_index]               # (T, 1, 14, 14)
@@ -422,6 +511,8 @@ def train_updates(session: Session, settings: TrainSettings, *, min_interval: fl
     finally:
         if events is not None:
             events.close()
+        if session.closed:                       # the tab went away mid-run: nothing to keep
+            session.free("the tab was closed")
         session._run_lock.release()
 
 

@@ -30,6 +30,7 @@ from ..train import to_float
 __all__ = ["DEFAULT_MODEL_SECONDS", "default_model", "frames_strip", "sketch_to_mnist", "stream_beliefs"]
 
 DEFAULT_MODEL_SECONDS = 8.0     # training time of the stand-in model a session without one gets
+MAX_SKETCH_PIXELS = 2048 * 2048  # a drawing is 280x280; bigger inputs would only cost memory
 
 
 def _ink(image: np.ndarray) -> np.ndarray:
@@ -76,6 +77,10 @@ def sketch_to_mnist(sketch) -> np.ndarray:
         sketch = sketch.get("composite")
     if sketch is None:
         raise ValueError("The canvas is empty: draw a digit first (a bold stroke, most of the canvas high).")
+    shape = getattr(sketch, "shape", None)
+    if shape is None or len(shape) < 2 or shape[0] * shape[1] > MAX_SKETCH_PIXELS:
+        raise ValueError(f"The sketch should be an image of at most {MAX_SKETCH_PIXELS:,} pixels, (H, W), "
+                         f"(H, W, 3) or (H, W, 4); got {type(sketch).__name__} of shape {shape}.")
     ink = _ink(sketch)                                                   # (H, W) in [0, 1]
     rows, cols = np.nonzero(ink > 0.1)
     if len(rows) < 3:
