@@ -49,7 +49,7 @@ from torch.nn import functional as F
 
 from .layers import RECURRENT_TYPES
 
-__all__ = ["Event", "Curriculum", "Classification", "fit", "evaluate", "resolve_device",
+__all__ = ["Event", "Curriculum", "Classification", "fit", "evaluate", "predict", "resolve_device",
            "device_name", "to_float", "parameter_groups"]
 
 
@@ -196,6 +196,41 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     finally:
         model.train(was_training)
     return total_loss / len(x), correct / len(x)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1000, all_steps: bool = False,
+            logits: bool = False) -> torch.Tensor:
+    """What a classifier says about every sequence of ``x`` ``(N, T, C, H, W)``, on the CPU.
+
+    Predicted classes ``(N,)``; with ``all_steps=True`` the class after every step ``(N, T)``
+    (the model must accept ``all_steps``, as ``CNNLSTM`` and ``CNNConvLSTM`` do); with
+    ``logits=True`` float logits ``(N, classes)`` or ``(N, T, classes)`` instead of classes.
+    Runs in eval mode on the model's device, in batches; the model's mode is restored.
+
+    The accuracy after 1, 2, ..., T frames is then one line:
+
+    >>> from cnnlstm_edu.models.cnn_lstm import CNNLSTM
+    >>> model = CNNLSTM()
+    >>> x, y = torch.rand(6, 4, 1, 14, 14), torch.randint(0, 10, (6,))
+    >>> predict(model, x).shape, predict(model, x, all_steps=True).shape   # (N,), (N, T)
+    (torch.Size([6]), torch.Size([6, 4]))
+    >>> (predict(model, x, all_steps=True) == y[:, None]).float().mean(0).shape   # (T,)
+    torch.Size([4])
+    """
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = []
+    try:
+        for i in range(0, len(x), batch_size):
+            xb = to_float(x[i:i + batch_size].to(device, non_blocking=True))
+            with _autocast(device):
+                z = (model(xb, all_steps=True) if all_steps else model(xb)).float()  # (b, [T,] classes)
+            out.append((z if logits else z.argmax(-1)).cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(out)
 
 
 class Classification:

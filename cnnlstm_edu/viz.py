@@ -19,6 +19,12 @@ The shape pipeline figure is :meth:`ShapeTrace.plot <cnnlstm_edu.trace.ShapeTrac
 Both kinds read a :class:`Probe`: one sequence run through a model once, with everything
 recorded on the way (:func:`probe`).
 
+Figures of data and of results that are not one model's probe: :func:`plot_frames` (sequences
+of frames as rows: quadrant orders, videos), :func:`plot_forecast` (a next-frame model's forecast
+beside the truth and the copy-last baseline), :func:`plot_step_accuracy` (accuracy after
+1, 2, ..., T frames, per setting) and :func:`plot_recurrent_parameters` (dense LSTM gates versus
+convolutional gates on a feature map).
+
 >>> import torch
 >>> from cnnlstm_edu.models import build_model
 >>> seq = torch.rand(4, 1, 14, 14)                  # (T, C, H, W): one digit's four quadrants
@@ -45,7 +51,39 @@ __all__ = [
     "Probe", "probe", "recurrent_layer", "activation_mosaic", "heatmap_image", "confusion_matrix",
     "plot_activations", "plot_hidden", "plot_beliefs", "plot_curves", "plot_confusion",
     "plot_examples", "plot_gates", "plot_fold_vs_loop",
+    "plot_frames", "plot_forecast", "plot_step_accuracy", "plot_recurrent_parameters",
+    "show_figures_in_jupyter",
 ]
+
+
+def show_figures_in_jupyter() -> bool:
+    """Make Jupyter draw pyplot-free figures (``Figure(...)``) as PNG images; True if it did.
+
+    Jupyter's inline backend registers its PNG display only when pyplot draws its first figure,
+    so a ``matplotlib.figure.Figure`` built directly (every figure of this module, and
+    :meth:`ShapeTrace.plot <cnnlstm_edu.trace.ShapeTrace.plot>`) would show as
+    ``<Figure size 900x300 with 2 Axes>`` in a notebook that never touched pyplot. Importing
+    this module calls it; outside IPython it does nothing.
+
+    >>> show_figures_in_jupyter()          # a plain Python session: nothing to do
+    False
+    """
+    import sys
+
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    formatters = getattr(getattr(shell, "display_formatter", None), "formatters", None)
+    if not formatters or "image/png" not in formatters:
+        return False
+    from IPython.core.pylabtools import print_figure
+    from matplotlib.figure import Figure
+
+    # What the inline backend does for pyplot's figures: a PNG cropped to what was drawn.
+    formatters["image/png"].for_type(Figure, lambda fig: print_figure(fig, "png", bbox_inches="tight"))
+    return True
+
+
+show_figures_in_jupyter()
 
 # Recurrent layers whose output is "h at every step"; found by type so that any model built
 # from the package's pieces can be probed, whatever its attribute names.
@@ -296,26 +334,50 @@ def plot_hidden(hidden: torch.Tensor, order: str | None = None):
     return fig
 
 
-def plot_beliefs(probs: torch.Tensor, order: str | None = None, label: int | None = None):
+def plot_beliefs(probs: torch.Tensor, order: str | None = None, label: int | None = None,
+                 frames: torch.Tensor | None = None):
     """What the model believes after 1, 2, ..., T frames: one bar chart of class probabilities per step.
 
     ``label`` (the true class) is marked. ``probs`` is ``(T, classes)``, e.g. ``Probe.probs`` or
-    ``model(x, all_steps=True).softmax(-1)[0]``.
+    ``model(x, all_steps=True).softmax(-1)[0]``. With ``frames`` ``(T, C, H, W)`` each step's
+    frame is drawn above its bars: what came in, and what the model made of everything so far.
+    A :class:`Probe` in place of ``probs`` brings its own frames:
+    ``plot_beliefs(probe(model, seq), order, label)``.
 
     >>> fig = plot_beliefs(torch.full((4, 10), 0.1), order="4321", label=3)
     >>> [ax.get_title() for ax in fig.axes][:2]
     ['frame 1: quadrant 4', 'frame 2: quadrant 3']
+    >>> len(plot_beliefs(torch.full((4, 10), 0.1), frames=torch.rand(4, 1, 14, 14)).axes)  # 4 frames + 4 charts
+    8
     """
+    if isinstance(probs, Probe):
+        probs, frames = probs.probs, probs.frames if frames is None else frames
     probs = torch.as_tensor(probs).float().cpu()
     T, K = probs.shape
-    fig = _figure(2.2 * T, 2.0)
-    axes = fig.subplots(1, T, sharey=True, squeeze=False)[0]
-    for t, (ax, name) in enumerate(zip(axes, _step_names(T, order))):
+    names = _step_names(T, order)
+    if frames is None:
+        fig = _figure(2.2 * T, 2.0)
+        axes = fig.subplots(1, T, sharey=True, squeeze=False)[0]
+    else:
+        images = _frame_images(frames)                                         # T x (H, W[, 3])
+        if len(images) != T:
+            raise ValueError(f"plot_beliefs: {len(images)} frames for {T} steps of probabilities")
+        fig = _figure(2.2 * T, 4.0)
+        grid = fig.subplots(2, T, squeeze=False, gridspec_kw={"height_ratios": [1.1, 1]})
+        for t, ax in enumerate(grid[0]):
+            ax.imshow(images[t], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_xticks([]), ax.set_yticks([])
+            ax.set_title(names[t], fontsize=8)
+        axes = grid[1]
+    for t, ax in enumerate(axes):
         colors = ["#fd8d3c" if k == int(probs[t].argmax()) else "#6baed6" for k in range(K)]
         ax.bar(range(K), probs[t].numpy(), color=colors)
         ax.set_xticks(range(K))
         ax.set_ylim(0, 1)
-        ax.set_title(name, fontsize=8)
+        if frames is None:
+            ax.set_title(names[t], fontsize=8)
+        elif t:
+            ax.set_yticklabels([])
         if label is not None:
             ax.get_xticklabels()[label].set_fontweight("bold")
             ax.axvline(label, color="#31a354", linewidth=0.8, linestyle=":")
@@ -336,17 +398,23 @@ def plot_curves(history: Iterable):
     """Loss and accuracy against epochs, train and test, from :func:`~cnnlstm_edu.train.fit`'s events.
 
     ``history`` holds events (or dicts) with ``epoch`` and any of ``loss``, ``accuracy`` (the
-    training batches) and ``test_loss``, ``test_acc`` (an evaluation).
+    training batches) and ``test_loss``, ``test_acc`` (an evaluation). A panel with nothing to
+    draw is left out: a next-frame model has a loss and no accuracy.
 
     >>> history = [{"epoch": 0.5, "loss": 0.9, "accuracy": 0.7}, {"epoch": 1.0, "test_loss": 0.2, "test_acc": 0.95}]
     >>> fig = plot_curves(history)
     >>> [ax.get_title() for ax in fig.axes]
     ['loss', 'accuracy']
+    >>> [ax.get_title() for ax in plot_curves([{"epoch": 0.5, "loss": 0.9}]).axes]
+    ['loss']
     """
     rows = _rows(history)
-    fig = _figure(9, 3)
-    for ax, (title, train_key, test_key) in zip(fig.subplots(1, 2),
-                                                [("loss", "loss", "test_loss"), ("accuracy", "accuracy", "test_acc")]):
+    panels = [(title, train_key, test_key)
+              for title, train_key, test_key in [("loss", "loss", "test_loss"), ("accuracy", "accuracy", "test_acc")]
+              if any((train_key in r or test_key in r) and "epoch" in r for r in rows)]
+    panels = panels or [("loss", "loss", "test_loss")]          # nothing at all: one empty panel
+    fig = _figure(4.5 * len(panels), 3)
+    for ax, (title, train_key, test_key) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels):
         for key, name, style in [(train_key, "train", "-"), (test_key, "test", "o-")]:
             pts = [(r["epoch"], r[key]) for r in rows if key in r and "epoch" in r]
             if pts:
@@ -402,6 +470,207 @@ def plot_examples(images: torch.Tensor, labels: Sequence[int], preds: Sequence[i
         ax.set_xticks([]), ax.set_yticks([])
         title = f"true {labels[i]}" + (f", said {preds[i]}" if preds is not None else "")
         ax.set_title(title, fontsize=7, color="#b30000" if preds is not None and preds[i] != labels[i] else "black")
+    return fig
+
+
+def _frame_images(frames) -> list[np.ndarray]:
+    """Frames ``(n, H, W)``, ``(n, 1, H, W)`` or ``(n, 3, H, W)`` (uint8 or float) as images for
+    imshow: ``(H, W)`` or ``(H, W, 3)`` floats in [0, 1]. Float frames outside [0, 1] (normalised
+    ones) are rescaled to their own range."""
+    f = torch.as_tensor(np.asarray(frames) if not isinstance(frames, torch.Tensor) else frames).detach().cpu()
+    if f.dim() == 4 and f.shape[1] in (1, 3):
+        f = f[:, 0] if f.shape[1] == 1 else f.permute(0, 2, 3, 1)           # (n, H, W) or (n, H, W, 3)
+    elif f.dim() != 3:
+        raise ValueError(f"expected frames (n, H, W) or (n, C, H, W) with C = 1 or 3, got {tuple(f.shape)}")
+    f = f.float() / 255 if f.dtype == torch.uint8 else f.float()
+    if len(f) and (f.min() < 0 or f.max() > 1):
+        f = (f - f.min()) / max(float(f.max() - f.min()), 1e-6)
+    return list(f.numpy())
+
+
+def plot_frames(rows, titles: Sequence | None = None, start=None, title: str | None = None,
+                size: float = 1.0):
+    """Clips as rows of frames, each row labelled on the left: quadrant orders, videos, forecasts.
+
+    ``rows`` maps a row name to its frames, ``(T, H, W)`` or ``(T, C, H, W)`` with C = 1 or 3,
+    uint8 or float in [0, 1] (a list of such tensors gets no names). Rows may differ in length
+    and in frame size: a row of tall ``56 x 14`` frames gets a taller row. ``start`` maps a row
+    name to the column its first frame goes in (a forecast that begins after the context
+    frames); the cells before it stay empty. ``titles`` is one title per column (a list of
+    strings) or one list per row, for that row's own frames; by default the top row's columns
+    are numbered ``frame 1``, ``frame 2``, ... ``title`` goes above the whole figure.
+
+    >>> clip = torch.rand(10, 1, 32, 32)                # (T, C, H, W)
+    >>> fig = plot_frames({"truth": clip, "forecast": clip[5:]}, start={"forecast": 5})
+    >>> len(fig.axes), fig.axes[0].get_title()          # 2 rows x 10 columns
+    (20, 'frame 1')
+    >>> from cnnlstm_edu.data import quadrant_sequences
+    >>> digit = torch.randint(0, 256, (1, 28, 28), dtype=torch.uint8)       # (N, H, W)
+    >>> fig = plot_frames({"1234": quadrant_sequences(digit, "1234")[0],     # (T, C, H, W)
+    ...                    "4321": quadrant_sequences(digit, "4321")[0]}, titles=["t=1", "t=2", "t=3", "t=4"])
+    >>> len(fig.axes), fig.axes[0].get_ylabel(), fig.axes[1].get_title()
+    (8, '1234', 't=2')
+    """
+    if isinstance(rows, dict):
+        names, seqs = list(rows), [_frame_images(v) for v in rows.values()]
+    else:
+        names, seqs = [None] * len(rows), [_frame_images(v) for v in rows]
+    if not seqs or not any(seqs):
+        raise ValueError("plot_frames: no frames to draw")
+    start = dict(start or {})
+    firsts = [start.get(name, 0) for name in names]
+    cols = max(first + len(seq) for first, seq in zip(firsts, seqs))
+    if titles is None:
+        titles = [[f"frame {c + 1}" for c in range(cols)]] + [[]] * (len(seqs) - 1)
+        firsts_for_titles = [0] * len(seqs)
+    else:
+        if titles and isinstance(titles[0], str):
+            titles = [list(titles)] * len(seqs)
+        firsts_for_titles = firsts
+    # A row as tall as its frames are, relative to their width (clipped, so one odd row stays readable).
+    ratios = [min(max(q[0].shape[0] / q[0].shape[1], 0.5), 4.0) if q else 1.0 for q in seqs]
+    fig = _figure(0.9 * size * cols + (1.2 if any(names) else 0.2), 0.95 * size * sum(ratios) + 0.4)
+    axes = fig.subplots(len(seqs), cols, squeeze=False, gridspec_kw={"height_ratios": ratios})
+    for r, (name, seq, first) in enumerate(zip(names, seqs, firsts)):
+        for c in range(cols):
+            ax = axes[r, c]
+            ax.set_xticks([]), ax.set_yticks([])
+            if first <= c < first + len(seq):
+                ax.imshow(seq[c - first], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            else:
+                ax.axis("off")
+            k = c - firsts_for_titles[r]
+            if r < len(titles) and 0 <= k < len(titles[r]) and (first <= c < first + len(seq) or r == 0):
+                ax.set_title(titles[r][k], fontsize=7)
+        if name is not None:
+            if first > 0:                 # an empty first cell: keep only the row's name visible
+                axes[r, 0].axis("on")
+                for side in axes[r, 0].spines.values():
+                    side.set_visible(False)
+            axes[r, 0].set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return fig
+
+
+@torch.no_grad()
+def plot_forecast(model: nn.Module, clip: torch.Tensor, context: int | None = None,
+                  horizon: int | None = None):
+    """A next-frame model at work on one clip: what it saw, what came next, what it forecast.
+
+    ``clip`` is one video ``(T, C, H, W)`` (or ``(1, T, C, H, W)``), uint8 or float in [0, 1].
+    The model (a :class:`~cnnlstm_edu.models.NextFrame`) reads the first ``context`` frames and
+    forecasts ``horizon`` more, feeding each forecast back in (both default to the model's
+    config, capped by the clip's length). Four rows: the frames seen, the true next frames, the
+    forecast, and the baseline every forecaster must beat, the last frame seen copied; the
+    last two are titled with their squared error per pixel.
+
+    >>> from cnnlstm_edu.data.moving_mnist import moving_mnist
+    >>> from cnnlstm_edu.models import build_model
+    >>> fig = plot_forecast(build_model("next_frame"), moving_mnist(1, seq_len=10)[0], context=5, horizon=5)
+    >>> [ax.get_ylabel() for ax in fig.axes[::5]]
+    ['seen', 'truth', 'forecast', 'copy last']
+    """
+    from .train import to_float
+
+    if clip.dim() == 5:
+        clip = clip[0]                                             # (T, C, H, W)
+    if clip.dim() != 4:
+        raise ValueError(f"plot_forecast: expected one clip (T, C, H, W), got {tuple(clip.shape)}")
+    config = getattr(model, "config", None)
+    k = context or getattr(config, "context", 5)
+    m = horizon or min(getattr(config, "horizon", 5), clip.shape[0] - k)
+    if not 1 <= k < clip.shape[0] or m < 1:
+        raise ValueError(f"plot_forecast: a clip of {clip.shape[0]} frames cannot give {k} to read and "
+                         f"{m} to forecast")
+    device = next(model.parameters()).device
+    frames = to_float(clip).cpu()                                  # (T, C, H, W) in [0, 1]
+    was_training = model.training
+    model.eval()
+    try:
+        pred = model.forecast(frames[None, :k].to(device), m)[0].float().cpu()   # (m, C, H, W)
+    finally:
+        model.train(was_training)
+    truth = frames[k:k + m]                                        # (m', C, H, W): what the clip holds
+    copy = frames[k - 1:k].expand(m, -1, -1, -1)                   # (m, C, H, W)
+    mse = lambda a: [f"{float((a[t] - truth[t]).square().mean()):.4f}" if t < len(truth) else ""  # noqa: E731
+                     for t in range(m)]
+    titles = [[f"t={t}" for t in range(k)], [f"t={k + t}" for t in range(m)],
+              [f"mse {e}" if e else "" for e in mse(pred)], [f"mse {e}" if e else "" for e in mse(copy)]]
+    return plot_frames({"seen": frames[:k], "truth": truth, "forecast": pred, "copy last": copy}, titles=titles)
+
+
+def plot_step_accuracy(accuracy, chance: float | None = 0.1):
+    """Accuracy after 1, 2, ..., T frames, a group of bars per step and a bar per setting.
+
+    ``accuracy`` maps a setting's name (a quadrant order, a model) to its ``T`` accuracies in
+    [0, 1], e.g. ``(predict(model, x, all_steps=True) == y[:, None]).float().mean(0)``.
+    ``chance`` draws a dashed line (0.1 for ten classes; None for none).
+
+    >>> fig = plot_step_accuracy({"1234": [0.3, 0.6, 0.8, 0.98], "4321": [0.2, 0.5, 0.85, 0.98]})
+    >>> fig.axes[0].get_xlabel()
+    'frames seen'
+    """
+    names = list(accuracy)
+    values = [np.asarray(torch.as_tensor(accuracy[n], dtype=torch.float64)) * 100 for n in names]
+    if not values:
+        raise ValueError("plot_step_accuracy: no settings to draw")
+    T = max(len(v) for v in values)
+    width = 0.8 / len(values)
+    fig = _figure(max(5.0, 1.4 * T + 1.5), 3.2)
+    ax = fig.add_subplot()
+    for k, (name, v) in enumerate(zip(names, values)):
+        x = np.arange(1, len(v) + 1) + (k - (len(values) - 1) / 2) * width
+        bars = ax.bar(x, v, width=width * 0.95, label=str(name))
+        ax.bar_label(bars, fmt="%.0f", fontsize=6, padding=1)
+    if chance is not None:
+        ax.axhline(100 * chance, color="black", linestyle="--", linewidth=0.8)
+    ax.set_xticks(range(1, T + 1))
+    ax.set_xlabel("frames seen")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 105)
+    fig.legend(fontsize=7, loc="outside upper center", ncol=min(len(names), 6))
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def plot_recurrent_parameters(channels: int, hidden: int, kernel_size: int = 3,
+                              sizes: Sequence[int] = range(1, 15), mark: int | None = None):
+    """Parameters of the recurrent layer over a ``(channels, s, s)`` feature map, against ``s``.
+
+    Two lines from :func:`~cnnlstm_edu.models.recurrent_parameters`: an ``nn.LSTM`` on the
+    flattened map (grows with the map's area) and a ConvLSTM on the map (does not depend on it).
+    ``mark`` (a map size) marks and labels both counts there. Log scale: they differ by orders
+    of magnitude.
+
+    >>> fig = plot_recurrent_parameters(1024, 256, mark=7)            # seed 002's MobileNet map
+    >>> fig.axes[0].get_yscale(), fig.axes[0].get_xlabel()
+    ('log', 'map size s (the map is s x s)')
+    """
+    from .models import recurrent_parameters
+
+    sizes = list(sizes)
+    counts = [recurrent_parameters(channels, s, s, hidden, kernel_size) for s in sizes]
+    fig = _figure(6.4, 3.4)
+    ax = fig.add_subplot()
+    ax.plot(sizes, [c["lstm"] for c in counts], "o-", color="#e6550d", markersize=3,
+            label="LSTM on the flattened map (CNN-LSTM)")
+    ax.plot(sizes, [c["convlstm"] for c in counts], "o-", color="#3182bd", markersize=3,
+            label=f"ConvLSTM, {kernel_size}x{kernel_size} gates (CNN-ConvLSTM)")
+    if mark is not None:
+        at = recurrent_parameters(channels, mark, mark, hidden, kernel_size)
+        for key, color in (("lstm", "#e6550d"), ("convlstm", "#3182bd")):
+            ax.plot([mark], [at[key]], "o", color=color, markersize=8, markerfacecolor="none")
+            # Below-right of the rising LSTM line, above the flat ConvLSTM one: clear of both.
+            ax.annotate(f"{at[key]:,}", (mark, at[key]), textcoords="offset points", fontsize=8, color=color,
+                        xytext=(8, -6) if key == "lstm" else (6, 6), va="top" if key == "lstm" else "baseline")
+        ax.set_title(f"({channels}, {mark}, {mark}) map into {hidden} hidden units: the LSTM needs "
+                     f"{at['lstm'] / at['convlstm']:.1f}x the parameters", fontsize=9)
+    ax.set_yscale("log")
+    ax.set_xlabel("map size s (the map is s x s)")
+    ax.set_ylabel("parameters")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, loc="lower right")
     return fig
 
 

@@ -25,7 +25,7 @@ from torch.testing import assert_close  # noqa: E402
 
 keras = pytest.importorskip("keras")
 
-from cnnlstm_edu.layers.convlstm import ConvLSTM  # noqa: E402
+from cnnlstm_edu.layers.convlstm import ConvLSTM, keras_state_dict  # noqa: E402
 
 # Keras' numpy conversion trips a NumPy 2 deprecation inside Keras itself; it is not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
@@ -35,15 +35,9 @@ TOL = dict(atol=1e-5, rtol=1e-5)
 
 
 def keras_weights_to_state_dict(keras_layers) -> dict:
-    """The state dict of a ConvLSTM with one layer per Keras ``ConvLSTM2D`` in ``keras_layers``."""
-    state = {}
-    for k, layer in enumerate(keras_layers):
-        kernel, recurrent_kernel, bias = (torch.from_numpy(np.asarray(w)) for w in layer.get_weights())
-        state[f"weight_ih_l{k}"] = kernel.permute(3, 2, 0, 1)            # (kh, kw, C, 4F) -> (4F, C, kh, kw)
-        state[f"weight_hh_l{k}"] = recurrent_kernel.permute(3, 2, 0, 1)  # (kh, kw, F, 4F) -> (4F, F, kh, kw)
-        state[f"bias_ih_l{k}"] = bias                                     # (4F,)
-        state[f"bias_hh_l{k}"] = torch.zeros_like(bias)
-    return state
+    """The state dict of a ConvLSTM with one layer per Keras ``ConvLSTM2D`` in ``keras_layers``:
+    the library's mapping (``keras_state_dict``), which these tests check against Keras."""
+    return keras_state_dict(keras_layers)
 
 
 def to_channels_last(x: torch.Tensor) -> np.ndarray:
@@ -147,6 +141,37 @@ def test_initial_state_with_valid_padding(kernel_size):
     assert_close(got.transpose(0, 1), want, **TOL)
     assert_close(got_h, want_h, **TOL)
     assert_close(got_c, want_c, **TOL)
+
+
+@pytest.mark.parametrize("num_layers, padding", [(1, "same"), (1, "valid"), (2, "same")])
+def test_from_keras_builds_a_convlstm_with_keras_numbers(num_layers, padding):
+    torch.manual_seed(4)
+    layers = build_keras(num_layers, 3, padding, randomize=True)
+    ours = ConvLSTM.from_keras(layers if num_layers > 1 else layers[0])
+    assert (ours.in_channels, ours.hidden_channels, ours.num_layers, ours.padding) == (C, F, num_layers, padding)
+    x = torch.randn(B, T, C, H, W)
+    want, want_h, want_c = run_keras(layers, x)
+    got, (got_h, got_c) = ours(x)
+    assert_close(got, want, **TOL)
+    assert_close(got_c, want_c, **TOL)
+
+
+def test_from_keras_refuses_what_it_would_not_reproduce():
+    unbuilt = keras.layers.ConvLSTM2D(F, 3)
+    with pytest.raises(ValueError, match="no weights yet"):
+        ConvLSTM.from_keras(unbuilt)
+    hard = keras.layers.ConvLSTM2D(F, 3, recurrent_activation="hard_sigmoid")
+    hard.build((None, T, H, W, C))
+    with pytest.raises(ValueError, match="hard_sigmoid"):
+        ConvLSTM.from_keras(hard)
+    strided = keras.layers.ConvLSTM2D(F, 3, strides=2)
+    strided.build((None, T, H, W, C))
+    with pytest.raises(ValueError, match="strides"):
+        ConvLSTM.from_keras(strided)
+    a, b = build_keras(1, 3, "same", randomize=False)[0], keras.layers.ConvLSTM2D(F + 1, 3, padding="same")
+    b.build((None, T, H, W, F))
+    with pytest.raises(ValueError, match="identical layers"):
+        ConvLSTM.from_keras([a, b])
 
 
 def test_keras_recurrent_activation_is_sigmoid():
