@@ -41,7 +41,7 @@ from torch import nn
 from ..checkpoint import save_checkpoint
 from ..data import QUADRANT_ORDERS, load_mnist, quadrant_sequences
 from ..models import MODELS, build_model
-from ..train import Event, device_name, evaluate, fit, resolve_device, to_float
+from ..train import Event, device_name, evaluate, fit, predict, resolve_device, to_float
 from ..viz import Probe, confusion_matrix, probe
 
 __all__ = ["MODEL_CHOICES", "QuadrantData", "RunResult", "Session", "SessionRegistry", "SESSIONS",
@@ -181,26 +181,6 @@ def quadrant_data(order: str = "1234") -> QuadrantData:
             _data[order] = QuadrantData(quadrant_sequences(train_images, order), train_y,
                                         quadrant_sequences(test_images, order), test_y, test_images, order)
         return _data[order]
-
-
-@torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1000, logits: bool = False) -> torch.Tensor:
-    """Predicted classes ``(N,)`` (or float logits ``(N, classes)``) for sequences ``x``
-    ``(N, T, C, H, W)``, in eval mode, on the model's device (bf16 autocast on CUDA, as in
-    training); the model's mode is restored."""
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    preds = []
-    try:
-        for i in range(0, len(x), batch_size):
-            xb = to_float(x[i:i + batch_size].to(device, non_blocking=True))
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                out = model(xb).float()                            # (b, classes)
-            preds.append((out if logits else out.argmax(-1)).cpu())
-    finally:
-        model.train(was_training)
-    return torch.cat(preds)
 
 
 # --- sessions -----------------------------------------------------------------------------------
