@@ -22,8 +22,9 @@ recorded on the way (:func:`probe`).
 Figures of data and of results that are not one model's probe: :func:`plot_frames` (sequences
 of frames as rows: quadrant orders, videos), :func:`plot_forecast` (a next-frame model's forecast
 beside the truth and the copy-last baseline), :func:`plot_step_accuracy` (accuracy after
-1, 2, ..., T frames, per setting) and :func:`plot_recurrent_parameters` (dense LSTM gates versus
-convolutional gates on a feature map).
+1, 2, ..., T frames, per setting), :func:`plot_recurrent_parameters` (dense LSTM gates versus
+convolutional gates on a feature map), :func:`plot_runs` (several training runs overlaid: what a
+trick changed) and :func:`plot_chunks` (a sequence streamed in chunks against the whole).
 
 >>> import torch
 >>> from cnnlstm_edu.models import build_model
@@ -52,7 +53,7 @@ __all__ = [
     "plot_activations", "plot_hidden", "plot_beliefs", "plot_curves", "plot_confusion",
     "plot_examples", "plot_gates", "plot_fold_vs_loop",
     "plot_frames", "plot_forecast", "plot_step_accuracy", "plot_recurrent_parameters",
-    "show_figures_in_jupyter",
+    "show_figures_in_jupyter", "plot_runs", "plot_chunks",
 ]
 
 
@@ -723,4 +724,104 @@ def plot_fold_vs_loop(rows: Sequence[dict]):
     ax.set_title("above 1: folding time into the batch is faster", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    return fig
+
+
+def plot_runs(runs, keys: Sequence = ("loss",), x: str = "step", log: Sequence[str] = (),
+              title: str | None = None):
+    """Several runs overlaid, one panel per quantity: what a training trick changed.
+
+    ``runs`` maps a run's name to its :func:`~cnnlstm_edu.train.fit` events (a list, or the
+    generator itself, which is then run) or to plain dicts. Each item of ``keys`` is a panel: a
+    key such as ``"grad_norm"``, or a tuple of keys drawn in the same panel (``("loss",
+    "test_loss")``: one colour per run, one line style per key). ``x`` is the horizontal axis
+    (``"step"``, ``"epoch"``, or any key of the dicts); keys in ``log`` get a log scale. A key
+    whose values are all integers (``unroll``, ``batch_size``) is drawn as a staircase.
+
+    >>> runs = {"plain": [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.0}],
+    ...         "trick": [{"step": 1, "loss": 2.5, "unroll": 1}, {"step": 2, "loss": 0.5, "unroll": 2}]}
+    >>> fig = plot_runs(runs, keys=("loss", "unroll"))
+    >>> [ax.get_title() for ax in fig.axes]
+    ['loss', 'unroll']
+    >>> [line.get_label() for line in fig.axes[0].get_lines()]
+    ['plain', 'trick']
+    """
+    rows = {name: _rows(history) for name, history in runs.items()}
+    panels = [(k,) if isinstance(k, str) else tuple(k) for k in keys]
+    fig = _figure(min(4.2 * len(panels), 13), 3)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    styles = ["-", "--", ":", "-."]
+    colors = [f"C{i}" for i in range(10)]
+    for ax, panel in zip(axes, panels):
+        for r, (name, rs) in enumerate(rows.items()):
+            for s, key in enumerate(panel):
+                pts = [(row[x], row[key]) for row in rs if row.get(x) is not None and row.get(key) is not None]
+                if not pts:
+                    continue
+                xs, ys = zip(*pts)
+                stairs = all(isinstance(v, int) and not isinstance(v, bool) for v in ys)
+                label = name if len(panel) == 1 else f"{name}: {key}"
+                ax.plot(xs, ys, styles[s % len(styles)], color=colors[r % len(colors)], label=label,
+                        drawstyle="steps-post" if stairs else "default",
+                        marker="o" if len(pts) <= 12 and not stairs else None, markersize=3)
+        ax.set_title(" / ".join(panel), fontsize=9)
+        ax.set_xlabel(x)
+        if any(k in log for k in panel):
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        if ax.has_data():
+            ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def plot_chunks(whole: torch.Tensor, parts: Sequence[torch.Tensor], units: int = 3, sample: int = 0):
+    """A sequence fed in chunks against the same sequence fed whole: where the cuts fell, and
+    that the outputs match across them.
+
+    ``whole`` is a recurrent layer's output for the whole sequence ``(B, T, ...)``; ``parts`` the
+    outputs of the chunks ``(B, t_k, ...)`` (e.g. from
+    :func:`~cnnlstm_edu.layers.stateful.feed_in_chunks`), batch first. The top panel shows the
+    chunks along time; the bottom one the first ``units`` output values of clip ``sample``:
+    lines for the whole run, dots for the chunked one (coloured by chunk). The title gives the
+    largest difference anywhere.
+
+    >>> whole = torch.randn(2, 7, 5)                  # (B, T, H)
+    >>> fig = plot_chunks(whole, whole.split(3, dim=1))
+    >>> fig.axes[0].get_title()
+    'chunks of 3, 3, 1 frames: max |whole - chunked| = 0'
+    """
+    whole = whole.detach().float().cpu()
+    parts = [p.detach().float().cpu() for p in parts]
+    chunked = torch.cat(parts, dim=1)
+    if chunked.shape != whole.shape:
+        raise ValueError(f"plot_chunks: the chunks add up to {tuple(chunked.shape)}, the whole sequence "
+                         f"is {tuple(whole.shape)}; pass the chunks of this same sequence, batch first")
+    T = whole.shape[1]
+    diff = float((chunked - whole).abs().max())
+    sizes = [p.shape[1] for p in parts]
+    fig = _figure(8, 3.6)
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[1, 3])
+    begin = 0
+    for k, n in enumerate(sizes):
+        top.barh(0, n, left=begin + 0.5, color=f"C{k % 10}", edgecolor="white")
+        top.text(begin + 0.5 + n / 2, 0, f"{n}", ha="center", va="center", fontsize=8, color="white")
+        begin += n
+    top.set_yticks([])
+    top.set_title(f"chunks of {', '.join(map(str, sizes))} frames: max |whole - chunked| = {diff:.2g}",
+                  fontsize=9)
+    w = whole[sample].reshape(T, -1)[:, :units]       # (T, units)
+    c = chunked[sample].reshape(T, -1)[:, :units]
+    steps = np.arange(1, T + 1)                       # frames numbered from 1
+    chunk_of = np.repeat(np.arange(len(sizes)), sizes)
+    for u in range(w.shape[1]):
+        bottom.plot(steps, w[:, u].numpy(), color="0.6", linewidth=1.2, label="whole" if u == 0 else None)
+        bottom.scatter(steps, c[:, u].numpy(), c=[f"C{k % 10}" for k in chunk_of], s=14, zorder=3,
+                       label="chunked" if u == 0 else None)
+    for b in np.cumsum(sizes)[:-1]:
+        bottom.axvline(b + 0.5, color="0.3", linestyle=":", linewidth=0.8)
+    bottom.set_xlabel("frame")
+    bottom.set_ylabel(f"first {w.shape[1]} outputs")
+    bottom.legend(fontsize=7, loc="upper right")
     return fig

@@ -20,7 +20,7 @@ from torch import nn
 
 from ..shapes import ShapeError, check_float, describe, module_error
 
-__all__ = ["Stateful"]
+__all__ = ["Stateful", "feed_in_chunks"]
 
 
 def _map_tensors(fn: Callable[[torch.Tensor], Any], tree):
@@ -178,3 +178,35 @@ class Stateful(nn.Module):
     def extra_repr(self) -> str:
         return "state=None" if self.state is None else "state=carried"
 
+
+def feed_in_chunks(rnn: nn.Module, x: torch.Tensor, sizes: int | list[int]) -> list[torch.Tensor]:
+    """Feed ``x`` to a fresh :class:`Stateful` ``rnn`` a chunk at a time, as a stream would arrive.
+
+    ``sizes`` is a chunk length (every chunk that long, the last one shorter when it does not
+    divide T) or a list of lengths that add up to T. Returns the output of each chunk, in order;
+    concatenated on the time axis they are the output of the whole sequence.
+
+    >>> rnn = nn.LSTM(input_size=3, hidden_size=5, batch_first=True)
+    >>> x = torch.randn(2, 10, 3)                        # (B, T, I)
+    >>> parts = feed_in_chunks(rnn, x, 4)                # chunks of 4, 4 and 2 frames
+    >>> [tuple(p.shape) for p in parts]                  # (B, t, H) each
+    [(2, 4, 5), (2, 4, 5), (2, 2, 5)]
+    >>> torch.allclose(torch.cat(parts, dim=1), rnn(x)[0], atol=1e-6)
+    True
+    >>> [p.shape[1] for p in feed_in_chunks(rnn, x, [1, 6, 3])]
+    [1, 6, 3]
+    """
+    time_axis = 1 if getattr(rnn, "batch_first", True) else 0
+    if x.dim() < 3:
+        raise ValueError(f"feed_in_chunks: expected a batch of sequences, at least (B, T, I), got {tuple(x.shape)}")
+    T = x.shape[time_axis]
+    if isinstance(sizes, int) and not isinstance(sizes, bool):
+        if sizes < 1:
+            raise ValueError(f"feed_in_chunks: a chunk needs at least 1 frame, got sizes={sizes}")
+    else:
+        sizes = [sizes] if isinstance(sizes, bool) else list(sizes)
+        if any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes) or sum(sizes) != T:
+            raise ValueError(f"feed_in_chunks: chunk lengths must be positive ints adding up to T={T}, "
+                             f"got {sizes} (sum {sum(s for s in sizes if isinstance(s, int))})")
+    stream = Stateful(rnn)
+    return [stream(chunk) for chunk in x.split(sizes, dim=time_axis)]
