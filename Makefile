@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/convlstm_speed.py
 	$(PY) benchmarks/tricks.py
 	$(PY) benchmarks/app_speed.py
+	$(PY) benchmarks/classroom.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -246,6 +246,11 @@ def test_only_max_models_stay_in_memory_least_recently_used_idle_freed_first(mon
             SESSIONS.close(tab.id)
 
 
+def test_bad_server_flags_are_one_line(capsys):
+    assert app.main(["--max-runs", "0"]) == 2
+    assert "max_runs must be a positive whole number" in capsys.readouterr().err
+
+
 def test_limits_are_checked_at_build_time():
     with pytest.raises(ValueError, match="max_models=1 must be at least max_runs=2"):
         build_demo(max_runs=2, max_models=1)

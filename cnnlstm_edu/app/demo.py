@@ -47,7 +47,7 @@ from ..data import QUADRANT_ORDERS, quadrant_sequences  # noqa: E402
 from ..shapes import is_out_of_memory  # noqa: E402
 from .shape_lab import MISTAKES, break_it, shape_report  # noqa: E402
 from .training import (MODEL_CHOICES, HIDDEN_FIELD, PROBE_INDEX, SESSIONS, Session,  # noqa: E402
-                       TrainSettings, device_label, quadrant_data, train_updates, warm_up)
+                       TrainSettings, device_label, quadrant_data, release_memory, train_updates, warm_up)
 from . import tryit  # noqa: E402
 from .tryit import default_model, frames_strip, sketch_to_mnist, stream_beliefs  # noqa: E402
 from .views import beliefs_html, curve_frame, digit_image, gallery_items  # noqa: E402
@@ -119,8 +119,9 @@ def open_session(request: gr.Request = None) -> Session:
 
 
 def close_session(request: gr.Request = None) -> None:
-    """Tab closed or reloaded: stop its run, free its model."""
-    SESSIONS.close(_session_id(request))
+    """Tab closed or reloaded: stop its run, free its model, give the memory back."""
+    if SESSIONS.close(_session_id(request)):
+        release_memory()
 
 
 def _state_deleted(session: Session | None) -> None:

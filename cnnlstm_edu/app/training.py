@@ -26,6 +26,8 @@ True
 from __future__ import annotations
 
 import copy
+import ctypes
+import gc
 import math
 import shutil
 import tempfile
@@ -45,8 +47,8 @@ from ..train import Event, device_name, evaluate, fit, predict, resolve_device, 
 from ..viz import Probe, confusion_matrix, probe
 
 __all__ = ["MODEL_CHOICES", "QuadrantData", "RunResult", "Session", "SessionRegistry", "SESSIONS",
-           "TrainSettings", "TrainUpdate", "device_label", "predict", "quadrant_data", "train_updates",
-           "warm_up"]
+           "TrainSettings", "TrainUpdate", "device_label", "predict", "quadrant_data", "release_memory",
+           "train_updates", "warm_up"]
 
 # What the page shows -> the registry name build_model() takes.
 MODEL_CHOICES = {"CNN-LSTM": "cnn_lstm", "CNN-ConvLSTM": "cnn_convlstm"}
@@ -336,6 +338,23 @@ class SessionRegistry:
 SESSIONS = SessionRegistry()
 
 
+def release_memory() -> None:
+    """Hand the memory of freed models back to the system, after a tab closes.
+
+    Dropping a model frees its tensors inside the process, but glibc keeps freed blocks in
+    per-thread arenas (every run trains in its own server thread), so the server's resident size
+    would stay at its peak. ``malloc_trim`` returns what it can (measured: about 140 of the
+    500 MB that 6 finished runs had added); it is glibc's, so elsewhere this only collects.
+    """
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 # --- a run, streamed ----------------------------------------------------------------------------
 
 
@@ -491,9 +510,11 @@ def train_updates(session: Session, settings: TrainSettings, *, min_interval: fl
     finally:
         if events is not None:
             events.close()
+        session._run_lock.release()
         if session.closed:                       # the tab went away mid-run: nothing to keep
             session.free("the tab was closed")
-        session._run_lock.release()
+            model = None                         # this frame's reference too
+            release_memory()
 
 
 def warm_up(order: str = "1234", device: str = "auto") -> None:
