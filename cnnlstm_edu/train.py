@@ -144,7 +144,10 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device='cuda' was asked for, but torch sees no GPU here; use 'cpu' or 'auto'")
     return device
@@ -260,6 +263,32 @@ class Classification:
             return F.cross_entropy(logits.float(), y.to(device)).item()
 
 
+def _check_data(data, what: str, model: nn.Module, objective) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``data`` as ``(x, y)`` tensors of one non-zero length; class labels as int64 in range."""
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise TypeError(f"{what}: expected a pair (x, y) of tensors, got {type(data).__name__}")
+    x, y = data
+    if not isinstance(x, torch.Tensor) or not (y is None or isinstance(y, torch.Tensor)):
+        raise TypeError(f"{what}: expected (x, y) as torch tensors (y may be None for a next-frame "
+                        f"model), got ({type(x).__name__}, {type(y).__name__})")
+    if len(x) == 0 or y is not None and len(x) != len(y):
+        raise ValueError(f"{what}: x and y must have the same, non-zero length; got {len(x)} "
+                         f"and {None if y is None else len(y)}")
+    if isinstance(objective, Classification):
+        if y is None or y.dtype not in (torch.int64, torch.int32, torch.uint8) or y.dim() != 1:
+            raise TypeError(f"{what}: a classifier needs class labels y of shape (N,) = ({len(x)},), as "
+                            f"int64, got {None if y is None else (y.dtype, tuple(y.shape))}. "
+                            "Labels from load_mnist are already int64; y.long() converts others.")
+        classes = getattr(getattr(model, "config", None), "num_classes", None)
+        low, high = int(y.min()), int(y.max())
+        if low < 0 or classes is not None and high >= classes:
+            raise ValueError(f"{what}: labels run from {low} to {high}, but the model has "
+                             f"{classes} classes (0 to {classes - 1 if classes else '?'}). Build the "
+                             "model with num_classes large enough, or relabel.")
+        y = y.long()                      # cross_entropy wants int64; a no-op when it already is
+    return x, y
+
+
 def _stop_requested(stop) -> bool:
     if stop is None:
         return False
@@ -275,7 +304,8 @@ def _check_options(epochs, time_budget, batch_size, lr, warmup, clip_grad, sampl
     if epochs is not None and epochs <= 0 or time_budget is not None and time_budget <= 0:
         raise ValueError(f"epochs and time_budget must be positive, got epochs={epochs}, "
                          f"time_budget={time_budget}")
-    if batch_size < 1 or lr <= 0 or not 0 <= warmup < 1:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1 or lr <= 0 \
+            or not 0 <= warmup < 1:
         raise ValueError(f"need batch_size >= 1, lr > 0 and 0 <= warmup < 1; got batch_size="
                          f"{batch_size}, lr={lr}, warmup={warmup}")
     if clip_grad is not None and not clip_grad > 0:
@@ -330,10 +360,9 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor | None],
     (2, 1.0)
     """
     objective = objective or Classification()
-    x_train, y_train = train
-    if len(x_train) == 0 or y_train is not None and len(x_train) != len(y_train):
-        raise ValueError(f"train: x and y must have the same, non-zero length; got {len(x_train)} "
-                         f"and {None if y_train is None else len(y_train)}")
+    x_train, y_train = _check_data(train, "train", model, objective)
+    if test is not None:
+        _check_data(test, "test", model, objective)
     T = x_train.shape[1] if x_train.dim() > 1 else 1
     _check_options(epochs, time_budget, batch_size, lr, warmup, clip_grad, sampling, sampling_max,
                    optimizer, curriculum, objective, T)

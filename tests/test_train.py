@@ -123,6 +123,26 @@ def test_fit_rejects_bad_options(small_mnist, kwargs, match):
         next(fit(tiny_model(), small_mnist[0], **kwargs))
 
 
+@pytest.mark.parametrize("data, error, match", [
+    ((torch.zeros(4, 4, 1, 14, 14), torch.zeros(4)), TypeError, r"class labels y of shape \(N,\) = \(4,\)"),
+    ((torch.zeros(4, 4, 1, 14, 14), torch.full((4,), 10)), ValueError, "labels run from 10 to 10, but the model has 10"),
+    ((torch.zeros(4, 4, 1, 14, 14), torch.full((4,), -1)), ValueError, "labels run from -1"),
+    (([0.0], [1]), TypeError, r"\(x, y\) as torch tensors"),
+    (torch.zeros(4, 4, 1, 14, 14), TypeError, "a pair"),
+])
+def test_fit_names_what_is_wrong_with_the_data(data, error, match):
+    with pytest.raises(error, match=match):
+        next(fit(tiny_model(), data, epochs=1, device="cpu"))
+
+
+def test_fit_rejects_bad_device_and_batch():
+    data = (torch.zeros(4, 4, 1, 14, 14), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match="device must be"):
+        next(fit(tiny_model(), data, epochs=1, device="tpu"))
+    with pytest.raises(ValueError, match="batch_size"):
+        next(fit(tiny_model(), data, epochs=1, batch_size=2.5, device="cpu"))
+
+
 def test_fit_rejects_mismatched_data():
     with pytest.raises(ValueError, match="same, non-zero length"):
         next(fit(tiny_model(), (torch.zeros(4, 4, 1, 14, 14), torch.zeros(3, dtype=torch.long)), epochs=1))

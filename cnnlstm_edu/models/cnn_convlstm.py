@@ -65,6 +65,8 @@ class CNNConvLSTM(nn.Module):
         if overrides:
             config = CNNConvLSTMConfig(**{**asdict(config), **overrides})
         self.config = config
+        if isinstance(config.num_classes, bool) or not isinstance(config.num_classes, int) or config.num_classes < 1:
+            raise ValueError(f"CNNConvLSTM: num_classes must be a positive int, got {config.num_classes!r}")
         if config.backbone is None:
             cnn = FrameCNN(config.in_channels, config.channels, config.frame_size, flatten=False)
             C, H, W = cnn.out_shape

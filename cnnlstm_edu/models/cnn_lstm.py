@@ -51,6 +51,8 @@ class CNNLSTM(nn.Module):
         if overrides:
             config = CNNLSTMConfig(**{**asdict(config), **overrides})
         self.config = config
+        if isinstance(config.num_classes, bool) or not isinstance(config.num_classes, int) or config.num_classes < 1:
+            raise ValueError(f"CNNLSTM: num_classes must be a positive int, got {config.num_classes!r}")
         cnn = FrameCNN(config.in_channels, config.channels, config.frame_size, flatten=True)
         self.encoder = TimeDistributed(cnn, mode=config.td_mode)
         (feature_size,) = cnn.out_shape
