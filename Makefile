@@ -35,9 +35,11 @@ lessons: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/train_speed.py
 	$(PY) benchmarks/convlstm_speed.py
+	$(PY) benchmarks/fold_vs_loop.py
 	$(PY) benchmarks/tricks.py
 	$(PY) benchmarks/app_speed.py
 	$(PY) benchmarks/classroom.py
+	$(PY) benchmarks/course_speed.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
