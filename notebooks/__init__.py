@@ -1,0 +1,1 @@
+"""Makes notebooks/conftest.py importable as notebooks.conftest, apart from tests/conftest.py."""
