@@ -177,28 +177,18 @@ def _autocast(device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
-@torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000,
-             device: str | torch.device | None = None) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of a classifier on ``(x, y)``, in eval mode.
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of a classifier on ``(x, y)``, in eval mode, on the
+    model's device (:func:`predict`'s logits); the model's train/eval mode is restored.
 
-    The model's train/eval mode is restored afterwards.
+    >>> from cnnlstm_edu.models.cnn_lstm import CNNLSTM
+    >>> loss, acc = evaluate(CNNLSTM(), torch.rand(6, 4, 1, 14, 14), torch.randint(0, 10, (6,)))
+    >>> 0.0 <= acc <= 1.0 and loss > 0
+    True
     """
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    total_loss, correct = 0.0, 0
-    try:
-        for i in range(0, len(x), batch_size):
-            xb = to_float(x[i:i + batch_size].to(device, non_blocking=True))
-            yb = y[i:i + batch_size].to(device, non_blocking=True)
-            with _autocast(device):
-                logits = model(xb)
-            total_loss += F.cross_entropy(logits.float(), yb, reduction="sum").item()
-            correct += (logits.argmax(-1) == yb).sum().item()
-    finally:
-        model.train(was_training)
-    return total_loss / len(x), correct / len(x)
+    logits = predict(model, x, batch_size, logits=True)          # (N, classes), on the CPU
+    y = y.cpu()
+    return F.cross_entropy(logits, y).item(), (logits.argmax(-1) == y).float().mean().item()
 
 
 @torch.no_grad()
@@ -254,7 +244,7 @@ class Classification:
         return loss, (logits.detach().argmax(-1) == y).sum()
 
     def evaluate(self, model, x, y, device) -> dict:
-        loss, acc = evaluate(model, x, y, device=device)
+        loss, acc = evaluate(model, x, y)
         return {"test_loss": loss, "test_acc": acc}
 
     def validation_loss(self, model, x, y, device, unroll=None) -> float:
