@@ -32,7 +32,8 @@ from torch.nn.modules import module as module_hooks
 from torch.nn.modules.loss import _Loss
 
 from .shapes import ShapeError
-from .trace import ShapeTrace, _guess_axes, format_shape
+from .axes import format_shape, guess_axes, model_input_axes
+from .trace import ShapeTrace
 
 __all__ = ["explain", "explain_shapes"]
 
@@ -119,9 +120,9 @@ class _Watcher:
             ctx.module = module
             ctx.inputs, ctx.input_axes = shapes, [None] * len(shapes)
         if self.root_input is not None:
-            axes = _guess_axes(self.root, len(self.root_input))
+            axes = model_input_axes(self.root, len(self.root_input))
             if axes:
-                for name, size in zip(axes.split(), self.root_input):
+                for name, size in zip(axes, self.root_input):
                     if name == "B":
                         ctx.B = size
                     elif name == "T":
@@ -139,11 +140,6 @@ def _ints(text: str) -> list[int]:
 
 def _times(*factors) -> str:
     return " x ".join(str(f) for f in factors)
-
-
-def _video_axes(shape) -> tuple | None:
-    """How a learner should read a shape that met a frame layer: 5-D is (B, T, C, H, W)."""
-    return {5: ("B", "T", "C", "H", "W"), 4: ("N", "C", "H", "W"), 3: ("B", "T", "F")}.get(len(shape))
 
 
 def _show(shape, ctx: _Context, fallback=None) -> str:
@@ -370,7 +366,7 @@ def _rnn_input(msg: str, ctx: _Context) -> str | None:
             return (f"{_where(ctx)}{kind} takes one time step, (B, F), but got a {rank}-D tensor. Loop over "
                     f"the steps with x[:, t], or use the sequence layer ({kind[:-4]}) for the whole (B, T, F).")
         x = ctx.inputs[0] if ctx.inputs else None
-        shown = f" {_show(x, ctx, _video_axes(x))}" if x is not None else ""
+        shown = f" {_show(x, ctx, guess_axes(len(x), frames='N'))}" if x is not None else ""
         shown = f"the {rank}-D tensor{shown}" if shown else f"a {rank}-D tensor"
         if rank == 5:
             return (f"{_where(ctx)}{kind} reads a sequence of vectors (B, T, F), but got {shown}: "

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 
 import torch
 
+from .axes import format_shape
+
 __all__ = ["ShapeError", "fold_time", "unfold_time", "flatten_spatial", "check_shape", "check_float",
            "describe", "module_error", "is_out_of_memory"]
 
@@ -36,20 +38,14 @@ class ShapeError(ValueError):
 
 
 def describe(shape: Sequence[int], axes: str | Sequence[str] | None = None) -> str:
-    """Write a shape with its axis names, e.g. ``(B=8, T=4, C=1, H=14, W=14)``.
+    """Write a shape with its axis names, e.g. ``(B=8, T=4, C=1, H=14, W=14)``: :func:`~cnnlstm_edu.axes.format_shape`.
 
     >>> describe((8, 4, 1, 14, 14), "B T C H W")
     '(B=8, T=4, C=1, H=14, W=14)'
     >>> describe((8, 4))
     '(8, 4)'
     """
-    shape = tuple(int(s) for s in shape)
-    if axes is None:
-        return str(shape) if len(shape) != 1 else f"({shape[0]},)"
-    names = axes.split() if isinstance(axes, str) else list(axes)
-    if len(names) != len(shape):
-        return str(shape)
-    return "(" + ", ".join(f"{n}={s}" for n, s in zip(names, shape)) + ")"
+    return format_shape(shape, axes)  # the one writer of axis names, in axes.py
 
 
 def check_shape(x: torch.Tensor, axes: str, what: str = "input", hint: str = "", **sizes: int) -> None:

@@ -50,17 +50,15 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from .layers.convlstm import ConvLSTM, ConvLSTMCell
-from .layers.lstm import LSTM as ScratchLSTM
-from .layers.lstm import LSTMCell as ScratchLSTMCell
+from .axes import AXIS_MEANINGS, BATCH_ATOMS, axis_kind, axis_name, format_shape, model_input_axes, parse_axes
+from .axes import recurrent_contract
 from .layers.time_distributed import TimeDistributed
 
-__all__ = ["AXIS_COLORS", "ShapeTrace", "Stage", "TraceRow", "TraceWarning", "WARNING_KINDS", "format_shape",
-           "trace_shapes"]
+__all__ = ["AXIS_COLORS", "ShapeTrace", "Stage", "TraceRow", "TraceWarning", "WARNING_KINDS", "axis_kind",
+           "format_shape", "trace_shapes"]
 
 # One axis label is a tuple of "atoms": ("B",) is the batch, ("B", "T") the folded B*T axis,
 # None an axis whose meaning is unknown. A tensor's labels are one such entry per axis.
-_BATCH_ATOMS = ("B", "T", "L")       # axes that count samples, steps or layers, not features
 
 WARNING_KINDS = {
     "unbatched": "a 2-D tensor reached a recurrent layer, which reads it as ONE unbatched sequence",
@@ -80,58 +78,9 @@ AXIS_COLORS = {
     "unknown": "#ffffff",    # a bare size
 }
 
-_MEANINGS = {
-    "B": "clips in the batch", "T": "time steps", "B*T": "frames folded into one batch",
-    "T*B": "frames folded time-major", "C": "channels", "H": "height (in an LSTM's output: hidden size)",
-    "W": "width", "F": "features", "L": "layers of an RNN state",
-}
 
 
 # --- small helpers about shapes and labels ----------------------------------------------------
-
-
-def _axis_name(axis) -> str | None:
-    return None if axis is None else "*".join(axis)
-
-
-def axis_kind(name: str | None) -> str:
-    """The colour class of an axis label: ``"time"``, ``"folded"``, ``"batch"``, ...
-
-    >>> axis_kind("T"), axis_kind("B*T"), axis_kind("C"), axis_kind(None)
-    ('time', 'folded', 'feature', 'unknown')
-    """
-    if name is None:
-        return "unknown"
-    atoms = name.split("*")
-    if len(atoms) > 1 and "T" in atoms:
-        return "folded"
-    return {"B": "batch", "T": "time", "L": "layers"}.get(name, "feature")
-
-
-def format_shape(shape, axes=None) -> str:
-    """Write a shape with the labels that are known: ``(B*T=8, C=1, H=14, W=14)``, ``(B=2, 10)``.
-
-    >>> format_shape((8, 1, 14, 14), ("B*T", "C", "H", "W"))
-    '(B*T=8, C=1, H=14, W=14)'
-    >>> format_shape((2, 10), ("B", None))
-    '(B=2, 10)'
-    >>> format_shape((5,))
-    '(5,)'
-    """
-    shape = tuple(int(s) for s in shape)
-    axes = tuple(axes) if axes is not None else (None,) * len(shape)
-    parts = [f"{a}={s}" if a else str(s) for a, s in zip(axes, shape)]
-    if len(parts) == 1 and not axes[0]:
-        return f"({parts[0]},)"
-    return "(" + ", ".join(parts) + ")"
-
-
-def _parse_axes(text, rank: int, which: str):
-    """``"B T C H W"`` -> labels; ``"B*T C H W"`` names a folded axis."""
-    names = text.split() if isinstance(text, str) else list(text)
-    if len(names) != rank:
-        raise ValueError(f"trace_shapes: axes {text!r} names {len(names)} axes, but {which} has {rank}")
-    return tuple(None if n in (None, "?", "_") else tuple(n.split("*")) for n in names)
 
 
 def _merge(axes):
@@ -141,7 +90,7 @@ def _merge(axes):
     atoms = [atom for a in axes for atom in a]
     merged = []
     for atom in atoms:
-        if atom not in _BATCH_ATOMS:
+        if atom not in BATCH_ATOMS:
             atom = "F"  # a flattened feature map is a feature vector, whatever it was made of
             if merged and merged[-1] == "F":
                 continue
@@ -199,26 +148,12 @@ def _tensors(obj, path: str):
 
 # --- recurrent layers: what they read and what they return ------------------------------------
 
-_SEQ_VECTOR = (nn.RNNBase, ScratchLSTM)          # (B, T, F) -> output (B, T, H), h_n (L, B, H)
-_SEQ_MAP = (ConvLSTM,)                           # (B, T, C, H, W) -> (B, T, F, H, W), (L, B, F, H, W)
-_CELL_VECTOR = (nn.RNNCellBase, ScratchLSTMCell)  # one step: (B, F) -> h (B, H)
-_CELL_MAP = (ConvLSTMCell,)                      # one step: (B, C, H, W) -> h (B, F, H, W)
-_RECURRENT = _SEQ_VECTOR + _SEQ_MAP + _CELL_VECTOR + _CELL_MAP
-
-
-def _has_cell_state(module) -> bool:
-    return isinstance(module, (nn.LSTM, nn.LSTMCell, ScratchLSTM, ScratchLSTMCell, ConvLSTM, ConvLSTMCell))
-
-
 def _io_names(module, paths: list[str], output: bool) -> list[str]:
     """``["output", "h_n", "c_n"]`` for an LSTM's results; the tensor paths elsewhere."""
+    contract = recurrent_contract(module)
     known: tuple[str, ...] = ()
-    if isinstance(module, _SEQ_VECTOR + _SEQ_MAP):
-        known = ("output", "h_n", "c_n") if output else ("input", "h_0", "c_0")
-        known = known if _has_cell_state(module) else known[:2]
-    elif isinstance(module, _CELL_VECTOR + _CELL_MAP):
-        known = ("h", "c") if output else ("input", "h", "c")
-        known = known if _has_cell_state(module) else known[:-1]
+    if contract is not None:
+        known = contract.output_names if output else contract.input_names
     if len(paths) == 1 and not known:
         return ["output" if output else "input"]
     return [known[k] if k < len(known) else p for k, p in enumerate(paths)]
@@ -230,25 +165,23 @@ def _recurrent_labels(module, x_labels, x_shape, n_outputs):
     An axis keeps the label it had in the input (the truth about where the data came from);
     where the input's label is unknown, the layer's own reading (B, T) is used.
     """
+    contract = recurrent_contract(module)
     x_labels = x_labels or (None,) * len(x_shape)
-    if isinstance(module, _SEQ_VECTOR + _SEQ_MAP):
-        grid = (("H",), ("W",)) if isinstance(module, _SEQ_MAP) else ()
-        hidden = (("F",),) if isinstance(module, _SEQ_MAP) else (("H",),)
-        batched = len(x_shape) == (5 if isinstance(module, _SEQ_MAP) else 3)
-        if not batched:  # an unbatched sequence (T, F): no batch axis anywhere
-            output = (x_labels[0],) + hidden + grid
-            state = (("L",),) + hidden + grid
+    states = 2 if contract.cell_state else 1     # anything after them (gates) is left alone
+    hidden = tuple((a,) for a in contract.hidden_axes)
+    if contract.sequence:
+        if len(x_shape) != contract.batched_rank:  # an unbatched sequence (T, F): no batch axis anywhere
+            output = (x_labels[0],) + hidden
+            state = (("L",),) + hidden
         else:
             b, t = (0, 1) if module.batch_first else (1, 0)
             batch, time = x_labels[b] or ("B",), x_labels[t] or ("T",)
-            output = ((batch, time) if module.batch_first else (time, batch)) + hidden + grid
-            state = (("L",), batch) + hidden + grid
-        states = 2 if _has_cell_state(module) else 1     # anything after them (gates) is left alone
+            output = ((batch, time) if module.batch_first else (time, batch)) + hidden
+            state = (("L",), batch) + hidden
         return ([output] + [state] * states)[:n_outputs]
-    hidden = (("F",), ("H",), ("W",)) if isinstance(module, _CELL_MAP) else (("H",),)
-    batch = x_labels[0] if len(x_shape) == len(hidden) + 1 else None
-    step = ((batch,) if len(x_shape) == len(hidden) + 1 else ()) + hidden
-    return [step] * min(n_outputs, 2 if _has_cell_state(module) else 1)
+    batched = len(x_shape) == contract.batched_rank
+    step = ((x_labels[0],) if batched else ()) + hidden
+    return [step] * min(n_outputs, states)
 
 
 # --- what one trace records -------------------------------------------------------------------
@@ -396,7 +329,7 @@ class ShapeTrace:
             if name in seen:
                 size = self.sizes.get(name) or (self.sizes["B"] * self.sizes["T"]
                                                 if name in ("B*T", "T*B") and {"B", "T"} <= set(self.sizes) else None)
-                parts.append(f"{name} {_MEANINGS[name]}" + (f" ({size})" if size else ""))
+                parts.append(f"{name} {AXIS_MEANINGS[name]}" + (f" ({size})" if size else ""))
         return ", ".join(parts) or "none known"
 
     # --- Jupyter ---
@@ -588,10 +521,10 @@ class _Tracer(TorchFunctionMode):
                 continue
             given = per_input[k] if k < len(per_input) else None
             if given is None and k == 0:
-                given = _guess_axes(model, x.dim())
+                given = model_input_axes(model, x.dim())
             if given is None:
                 continue
-            labels = _parse_axes(given, x.dim(), f"input {k} {tuple(x.shape)}")
+            labels = parse_axes(given, x.dim(), f"input {k} {tuple(x.shape)}")
             self.set(x, labels)
             for a, s in zip(labels, x.shape):
                 if a is not None and len(a) == 1 and a[0] in ("B", "T"):
@@ -613,7 +546,8 @@ class _Tracer(TorchFunctionMode):
         found += [(p, t) for key, v in kwargs.items() for p, t in _tensors(v, key)]
         names = _io_names(module, [p for p, _ in found], output=False)
         labels = [self.get(t) for _, t in found]
-        if isinstance(module, _RECURRENT) and found and len(found) > 1:
+        contract = recurrent_contract(module)
+        if contract is not None and found and len(found) > 1:
             # h_0 and c_0 are usually made inside forward or by the caller: label them by contract.
             state = _recurrent_labels(module, labels[0], tuple(found[0][1].shape), len(found))
             labels = [labels[0]] + [lab or s for lab, s in zip(labels[1:], state[1:])]
@@ -621,7 +555,7 @@ class _Tracer(TorchFunctionMode):
 
         parent = self.stack[-1]
         node = self._child(parent, module, inputs)
-        if node.calls == 1 and isinstance(module, _SEQ_VECTOR + _SEQ_MAP) and found:
+        if node.calls == 1 and contract is not None and contract.sequence and found:
             self._check_recurrent_input(node.name, module, found[0][1], labels[0])
         self.stack.append(node)
 
@@ -656,7 +590,7 @@ class _Tracer(TorchFunctionMode):
         x = args[0] if args and isinstance(args[0], torch.Tensor) else None
         x_labels = self.get(x) if x is not None else None
         labels = [self.get(t) for _, t in found]
-        if isinstance(module, _RECURRENT) and x is not None and found:
+        if recurrent_contract(module) is not None and x is not None and found:
             rule = _recurrent_labels(module, x_labels, tuple(x.shape), len(found))
             labels = rule + labels[len(rule):]
         elif isinstance(module, TimeDistributed) and x_labels is not None and len(found) == 1:
@@ -671,7 +605,7 @@ class _Tracer(TorchFunctionMode):
 
     def _check_recurrent_input(self, name: str, module, x: torch.Tensor, labels) -> None:
         kind = type(module).__name__
-        shown = format_shape(x.shape, [_axis_name(a) for a in labels] if labels else None)
+        shown = format_shape(x.shape, [axis_name(a) for a in labels] if labels else None)
         if isinstance(module, nn.RNNBase) and x.dim() == 2:
             what = ("the batch axis B" if labels and labels[0] == ("B",) else "its first axis")
             self.warn("unbatched", name,
@@ -680,7 +614,7 @@ class _Tracer(TorchFunctionMode):
                       "steps of a single sequence. Give it (B, T, F): keep the time axis when you "
                       "reshape (x.view(B, T, -1), unfold_time), or x.unsqueeze(1) for one step per sample.")
             return
-        if x.dim() != (5 if isinstance(module, _SEQ_MAP) else 3):
+        if x.dim() != recurrent_contract(module).batched_rank:
             return
         first, second = (labels[0], labels[1]) if labels else (None, None)
         B, T = self.sizes.get("B"), self.sizes.get("T")
@@ -776,7 +710,7 @@ class _Tracer(TorchFunctionMode):
 
     def _reshape(self, name, labels, in_shape, out_shape):
         def is_batch(axis):
-            return labels[axis] is not None and set(labels[axis]) <= set(_BATCH_ATOMS)
+            return labels[axis] is not None and set(labels[axis]) <= set(BATCH_ATOMS)
 
         # (B=3, T=1, C=1, ...) -> (3, 1, ...): the T=1 folds with B, and C=1 stays C.
         groups = _reshape_groups(in_shape, out_shape, lambda axis: is_batch(axis) and is_batch(axis - 1))
@@ -826,7 +760,7 @@ class _Tracer(TorchFunctionMode):
 
     def _warn_swap(self, name, labels, in_shape, ins, merged, out_shape):
         B, T = self.sizes["B"], self.sizes["T"]
-        src = format_shape(in_shape, [_axis_name(a) for a in labels])
+        src = format_shape(in_shape, [axis_name(a) for a in labels])
         if merged == ("T", "B"):
             fix = ("unfold in the order the data lies, then swap the axes: "
                    f"x.view(T, B, ...).transpose(0, 1)" if len(ins) == 1 else
@@ -965,17 +899,6 @@ def _feature_map(labels, in_shape, out_shape, spatial: int):
     return None
 
 
-def _guess_axes(model: nn.Module, rank: int) -> str | None:
-    """What the model's first input most likely is, by rank: a video batch is (B, T, C, H, W)."""
-    time_major = isinstance(model, _SEQ_VECTOR + _SEQ_MAP) and not model.batch_first
-    return {
-        5: "T B C H W" if time_major else "B T C H W",
-        4: "B C H W",
-        3: "T B F" if time_major else "B T F",
-        2: "B F",
-    }.get(rank)
-
-
 def trace_shapes(model: nn.Module, *inputs, axes=None, depth: int | None = None, train: bool = False,
                  **kwargs) -> ShapeTrace:
     """Run ``model(*inputs, **kwargs)`` once and record every module's shapes, axes labelled.
@@ -1042,4 +965,4 @@ def _result(tracer: _Tracer, depth: int | None, error: BaseException | None = No
 
 
 def _names(labels, rank: int) -> tuple[str | None, ...]:
-    return tuple(_axis_name(a) for a in labels) if labels else (None,) * rank
+    return tuple(axis_name(a) for a in labels) if labels else (None,) * rank
