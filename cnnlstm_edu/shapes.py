@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 
 from .axes import format_shape
 
 __all__ = ["ShapeError", "fold_time", "unfold_time", "flatten_spatial", "check_shape", "check_float",
-           "describe", "module_error", "is_out_of_memory"]
+           "describe", "module_error", "translate_errors", "is_out_of_memory"]
 
 
 class ShapeError(ValueError):
@@ -173,6 +174,35 @@ def module_error(error: BaseException, what: str, hint: str = "") -> Exception |
     if _SHAPE_WORDS.search(first):
         return ShapeError(message + (("" if message.endswith(".") else ".") + f" {hint}" if hint else ""))
     return None
+
+
+@contextmanager
+def translate_errors(what: str | Callable[[], str], hint: str | Callable[[], str] = "") -> Iterator[None]:
+    """The one place where torch's errors become ours: a ``RuntimeError`` raised in the block about
+    shapes, dtypes or devices is re-raised as a :class:`ShapeError`, ``TypeError`` or ``ValueError``
+    (see :func:`module_error`) that leads with ``what`` (the axes expected and the shape that came)
+    and ends with ``hint``, the original chained as ``__cause__``. Anything else passes unchanged:
+    out of memory, CUDA faults, and errors already translated by an inner block, so nested
+    wrappers (a ``TimeDistributed`` inside a ``Stateful``) explain once, at the innermost one.
+    einops does the same around its reductions: catch once, re-raise with the pattern and shape.
+
+    ``what`` and ``hint`` may be functions, called only when there is an error to explain: the
+    message costs nothing on the path that works.
+
+    >>> frames = torch.zeros(8, 5)
+    >>> with translate_errors(lambda: f"frames {describe(frames.shape, 'B*T F')}", hint="Build Linear(5, 2)."):
+    ...     torch.nn.Linear(3, 2)(frames)
+    Traceback (most recent call last):
+        ...
+    cnnlstm_edu.shapes.ShapeError: frames (B*T=8, F=5): Linear raised RuntimeError: ...(8x5 and 3x2). Build Linear(5, 2).
+    """
+    try:
+        yield
+    except RuntimeError as error:
+        translated = module_error(error, what() if callable(what) else what, hint() if callable(hint) else hint)
+        if translated is None:
+            raise
+        raise translated from error
 
 
 def _raising_module(error: BaseException) -> str:

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cnnlstm_edu import ShapeError, flatten_spatial, fold_time, unfold_time
-from cnnlstm_edu.shapes import check_shape, describe
+from cnnlstm_edu.shapes import check_shape, describe, translate_errors
 
 
 @pytest.mark.parametrize("shape", [(2, 4), (2, 4, 3), (3, 5, 1, 14, 14), (1, 1, 2, 3, 4, 5)])
@@ -87,3 +87,41 @@ def test_check_shape_messages_name_axes_and_sizes():
 def test_describe():
     assert describe((8, 4, 1), ["B", "T", "C"]) == "(B=8, T=4, C=1)"
     assert describe((8,)) == "(8,)"
+
+
+def test_translate_errors_names_the_shape_and_chains_torchs_error():
+    with pytest.raises(ShapeError, match=r"^frames \(B\*T=8, F=5\): Linear raised RuntimeError: .*8x5 and 3x2.*Fix it\.$") as info:
+        with translate_errors("frames (B*T=8, F=5)", hint="Fix it."):
+            torch.nn.Linear(3, 2)(torch.zeros(8, 5))
+    assert isinstance(info.value.__cause__, RuntimeError)
+
+
+def test_translate_errors_sorts_dtype_and_device_errors():
+    with pytest.raises(TypeError, match=r"^frames: .*dtype.*x\.float\(\)"):
+        with translate_errors("frames"):
+            torch.nn.Linear(3, 2)(torch.zeros(8, 3, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("error", [RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+                                   RuntimeError("CUDA error: device-side assert triggered"),
+                                   RuntimeError("something unrelated happened"), KeyError("x")])
+def test_translate_errors_lets_other_errors_pass_unchanged(error):
+    with pytest.raises(type(error)) as info:
+        with translate_errors("frames"):
+            raise error
+    assert info.value is error
+
+
+def test_translate_errors_explains_once_when_nested_and_builds_messages_only_on_error():
+    calls = []
+
+    def what(name):
+        return lambda: calls.append(name) or name
+
+    with translate_errors(what("outer")):
+        torch.nn.Linear(3, 2)(torch.zeros(8, 3))           # fine: no message is built
+    assert calls == []
+    with pytest.raises(ShapeError, match=r"^inner: ") as info:
+        with translate_errors(what("outer")), translate_errors(what("inner")):
+            torch.nn.Linear(3, 2)(torch.zeros(8, 5))
+    assert calls == ["inner"] and "outer" not in str(info.value)
