@@ -9,6 +9,7 @@ from torch.testing import assert_close
 
 from cnnlstm_edu.layers.convlstm import ConvLSTM
 from cnnlstm_edu.layers.stateful import Stateful
+from cnnlstm_edu.shapes import ShapeError
 
 T = 9
 
@@ -133,3 +134,98 @@ def test_state_stays_out_of_the_state_dict():
 def test_wrapping_a_non_module_raises():
     with pytest.raises(TypeError, match="Stateful wraps a module"):
         Stateful(lambda x, s: (x, s))
+
+
+# --- issue 13, item 15: a bidirectional layer cannot stream ------------------------------------
+
+
+@pytest.mark.parametrize("layer", [nn.LSTM, nn.GRU, nn.RNN])
+def test_a_bidirectional_layer_is_refused_at_construction(layer):
+    rnn = layer(3, 4, batch_first=True, bidirectional=True)
+    with pytest.raises(ValueError, match=r"bidirectional.*backward direction.*future frames"):
+        Stateful(rnn)
+
+
+def test_why_a_bidirectional_layer_is_refused_its_chunks_differ_from_the_whole():
+    # What Stateful would have returned: the backward direction of the first chunk never saw
+    # the frames after it, so its output is not the whole sequence's.
+    torch.manual_seed(0)
+    rnn, x = nn.LSTM(3, 4, batch_first=True, bidirectional=True), torch.randn(2, T, 3)
+    first, state = rnn(x[:, :4])
+    second, _ = rnn(x[:, 4:], state)
+    assert not torch.allclose(torch.cat([first, second], dim=1), rnn(x)[0], atol=1e-3)
+
+
+# --- issue 13, item 16: a cell streams like a loop over the cell -------------------------------
+
+
+def make_cell(kind: str):
+    """A recurrent cell and a matching (B=2, T, ...) chunk of steps."""
+    from cnnlstm_edu.layers.convlstm import ConvLSTMCell
+    from cnnlstm_edu.layers.lstm import LSTMCell
+
+    torch.manual_seed(0)
+    cells = {"lstm_cell": lambda: nn.LSTMCell(3, 4), "gru_cell": lambda: nn.GRUCell(3, 4),
+             "rnn_cell": lambda: nn.RNNCell(3, 4), "our_lstm_cell": lambda: LSTMCell(3, 4)}
+    if kind == "convlstm_cell":
+        return ConvLSTMCell(2, 3, kernel_size=3), torch.randn(2, T, 2, 4, 4)
+    return cells[kind](), torch.randn(2, T, 3)
+
+
+CELLS = ["lstm_cell", "gru_cell", "rnn_cell", "our_lstm_cell", "convlstm_cell"]
+
+
+def loop_over_cell(cell, x):
+    """The reference: one cell call per step, the state carried by hand; h at every step."""
+    state, hs = None, []
+    for t in range(x.shape[1]):
+        state = cell(x[:, t], state)                   # h, or (h, c) for an LSTM cell
+        hs.append(state if isinstance(state, torch.Tensor) else state[0])
+    return torch.stack(hs, dim=1), state               # (B, T, H...), the last state
+
+
+@pytest.mark.parametrize("kind", CELLS)
+@pytest.mark.parametrize("sizes", [(T,), (1,) * T, (4, 5), (2, 3, 4)])
+def test_a_cell_streamed_in_chunks_equals_a_loop_over_the_cell(kind, sizes):
+    cell, x = make_cell(kind)
+    whole, last = loop_over_cell(cell, x)
+    stream = Stateful(cell)
+    parts = [stream(chunk) for chunk in x.split(list(sizes), dim=1)]
+    assert [p.shape[1] for p in parts] == list(sizes)
+    assert_close(torch.cat(parts, dim=1), whole)
+    assert_close(stream.state, last)                   # h for GRU/RNN cells, (h, c) for LSTM cells
+
+
+@pytest.mark.parametrize("kind", CELLS)
+def test_a_cell_forgets_on_reset_and_checks_the_batch(kind):
+    cell, x = make_cell(kind)
+    stream = Stateful(cell)
+    first = stream(x)
+    assert not torch.allclose(stream(x), first)
+    with pytest.raises(ValueError, match=r"batch of 1 .* for 2 .*reset_state\(\)"):
+        stream(x[:1])
+    stream.reset_state()
+    assert_close(stream(x), first)
+
+
+@pytest.mark.parametrize("kind", CELLS)
+def test_a_cell_wants_a_chunk_of_steps_not_one_step(kind):
+    cell, x = make_cell(kind)
+    with pytest.raises(ShapeError, match=r"chunk of steps .*unsqueeze\(1\)"):
+        Stateful(cell)(x[:, 0])                        # one step (B, ...): no time axis
+
+
+def test_feed_in_chunks_takes_a_cell():
+    from cnnlstm_edu.layers.stateful import feed_in_chunks
+
+    cell, x = make_cell("gru_cell")
+    assert_close(torch.cat(feed_in_chunks(cell, x, 4), dim=1), loop_over_cell(cell, x)[0])
+
+
+def test_a_module_that_does_not_return_output_and_state_is_refused():
+    class Doubler(nn.Module):
+        def forward(self, x, state=None):
+            return 2 * x                               # one tensor: no (output, state) pair
+
+    with pytest.raises(TypeError, match=r"\(output, state\).*Doubler returned a Tensor"):
+        Stateful(Doubler())(torch.randn(2, T, 3))

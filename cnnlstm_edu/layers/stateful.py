@@ -7,7 +7,12 @@ long video cut into chunks: the frames of chunk 2 must see what chunk 1 left beh
 point 5). Keras does this with ``stateful=True``; pytorch/examples' word language model carries
 ``hidden`` by hand and cuts its graph with ``repackage_hidden``. :class:`Stateful` wraps those two
 habits around any module with the ``(output, state)`` contract: ``nn.LSTM``, ``nn.GRU``,
-:class:`~cnnlstm_edu.layers.convlstm.ConvLSTM`.
+:class:`~cnnlstm_edu.layers.convlstm.ConvLSTM`, and around one-step cells (``nn.LSTMCell``,
+``nn.GRUCell``, ``nn.RNNCell``, ``LSTMCell``, ``ConvLSTMCell``), looped over each chunk's steps
+as Keras' ``RNN(cell, stateful=True)`` does.
+
+A bidirectional layer is refused: its backward direction reads a sequence from the end, so
+no output can be computed before the last frame has arrived.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import torch
 from torch import nn
 
 from ..shapes import ShapeError, check_float, describe, module_error
+from .convlstm import ConvLSTMCell
+from .lstm import LSTMCell
 
 __all__ = ["Stateful", "feed_in_chunks"]
 
@@ -45,6 +52,30 @@ def _takes_two_arguments(module: nn.Module) -> bool:
     if any(p.kind == p.VAR_POSITIONAL for p in params):
         return True
     return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params) >= 2
+
+
+def _is_cell(module: nn.Module) -> bool:
+    """A one-step cell, called as ``state = cell(x_t, state)``: torch's three and ours."""
+    return isinstance(module, (nn.RNNCellBase, LSTMCell, ConvLSTMCell))
+
+
+def _step_rank(cell: nn.Module) -> int:
+    """The rank of one batched step a cell reads: ``(B, I)``, or ``(B, C, H, W)`` for a ConvLSTMCell."""
+    return 4 if isinstance(cell, ConvLSTMCell) else 2
+
+
+def _refuse_bidirectional(rnn: nn.Module) -> None:
+    """A bidirectional layer cannot stream: refuse it before it gives wrong chunks."""
+    for name, module in rnn.named_modules():
+        if getattr(module, "bidirectional", False) is True:
+            where = f" (its {name})" if name else ""
+            raise ValueError(
+                f"Stateful cannot stream a bidirectional {type(module).__name__}{where}: its backward "
+                "direction reads each sequence from the last frame to the first, so every output needs "
+                "the future frames, which a stream has not received yet; a chunk's output would differ "
+                "from the whole sequence's. Stream with bidirectional=False, or feed whole sequences "
+                "to the bidirectional layer without Stateful."
+            )
 
 
 def _first_tensor(tree) -> torch.Tensor | None:
@@ -90,6 +121,17 @@ class Stateful(nn.Module):
     The input's batch axis follows ``rnn.batch_first`` (``nn.LSTM`` defaults to ``False``); the
     state's batch axis is 1, as in ``nn.LSTM``, ``nn.GRU`` and ``ConvLSTM``
     ``(num_layers, B, ...)``.
+
+    A cell takes one step, so its chunks are ``(B, T, ...)`` (batch first) and the wrapper calls
+    it once per step; its output is ``h`` at every step, and its state, as the cell's, is ``h``
+    (``(h, c)`` for an LSTM cell):
+
+    >>> cell = nn.GRUCell(input_size=3, hidden_size=5)
+    >>> stream = Stateful(cell)
+    >>> stream(x[:, :4]).shape                           # (B, t, H): h after each of the 4 steps
+    torch.Size([2, 4, 5])
+    >>> stream.state.shape                               # h: (B, H), a cell's state
+    torch.Size([2, 5])
     """
 
     def __init__(self, rnn: nn.Module) -> None:
@@ -102,12 +144,19 @@ class Stateful(nn.Module):
             raise TypeError(
                 f"Stateful wraps a module called as output, state = rnn(x, state); "
                 f"{type(rnn).__name__}.forward takes no state argument. Wrap a recurrent layer "
-                "(nn.LSTM, nn.GRU, ConvLSTM) or a module of your own with that call."
+                "(nn.LSTM, nn.GRU, ConvLSTM), a cell (nn.LSTMCell, nn.GRUCell, ConvLSTMCell) or a "
+                "module of your own with that call."
             )
+        _refuse_bidirectional(rnn)
         self.rnn = rnn
         # Not a buffer: the state belongs to the video being watched, not to the model, so it
         # must stay out of state_dict() and checkpoints.
         self.state = None
+
+    @property
+    def is_cell(self) -> bool:
+        """Whether the wrapped module is a one-step cell, looped over each chunk's steps."""
+        return _is_cell(self.rnn)
 
     def reset_state(self) -> None:
         """Forget the state: the next call starts from zeros, as at the start of a new video."""
@@ -122,49 +171,26 @@ class Stateful(nn.Module):
         """
         self.state = _map_tensors(torch.Tensor.detach, self.state)
 
-    def _batch_size(self, x: torch.Tensor) -> int | None:
-        batch_first = getattr(self.rnn, "batch_first", True)
-        if x.dim() < 3:  # nn.LSTM also accepts an unbatched (T, I) sequence: nothing to compare
-            return None
-        return x.shape[0] if batch_first else x.shape[1]
+    def _batch_first(self) -> bool:
+        return getattr(self.rnn, "batch_first", True)  # a cell's chunks are batch first
 
     def _axes(self, x: torch.Tensor) -> str:
         """The input's axes as the wrapped layer reads them, e.g. ``(B=2, T=4, I=3)``."""
-        batch_first = getattr(self.rnn, "batch_first", True)
-        names = {2: ["T", "I"], 3: ["B", "T", "I"] if batch_first else ["T", "B", "I"],
-                 5: ["B", "T", "C", "H", "W"] if batch_first else ["T", "B", "C", "H", "W"]}.get(x.dim())
+        sequence = {2: ["T", "I"], 3: ["B", "T", "I"], 5: ["B", "T", "C", "H", "W"]}
+        if self.is_cell:  # a chunk of steps, or by mistake a single step
+            sequence = {2: ["B", "I"], 3: ["B", "T", "I"], 4: ["B", "C", "H", "W"], 5: ["B", "T", "C", "H", "W"]}
+        names = sequence.get(x.dim())
+        if names is not None and not self._batch_first() and x.dim() >= 3:
+            names = [names[1], names[0], *names[2:]]  # time-major: (T, B, ...)
         return describe(x.shape, names)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"Stateful expects a tensor, a chunk of a sequence, got {type(x).__name__}")
-        time_axis = 1 if getattr(self.rnn, "batch_first", True) and x.dim() >= 3 else 0
-        if x.dim() >= 1 and x.shape[time_axis] == 0:
-            raise ShapeError(
-                f"Stateful: this chunk {self._axes(x)} has no time steps (axis {time_axis} is 0). "
-                "Skip empty chunks; the state is kept for the next one."
-            )
         stored = _first_tensor(self.state) if self.state is not None else None
-        if stored is not None:
-            B = self._batch_size(x)
-            if B is not None and stored.dim() >= 2 and stored.shape[1] != B:
-                raise ValueError(
-                    f"Stateful: this chunk {self._axes(x)} has a batch of {B} sequences but the stored state is for "
-                    f"{stored.shape[1]} (state shape {tuple(stored.shape)}, batch on axis 1). A new "
-                    "video or a different batch? Call reset_state() first, so it starts from zeros."
-                )
-            if isinstance(self.rnn, nn.RNNBase) and (x.dim() == 2) != (stored.dim() == 2):
-                raise ShapeError(
-                    f"Stateful: this chunk {self._axes(x)} is {'un' if x.dim() == 2 else ''}batched, but "
-                    f"the stored state {tuple(stored.shape)} was made by a "
-                    f"{'batched' if x.dim() == 2 else 'single'} sequence. Keep one layout for a "
-                    "whole stream, or call reset_state() to start a new one."
-                )
-            check_float(x, "Stateful: this chunk", like=stored, like_name="the stored state",
-                        fix="Feed every chunk of a stream with one dtype and device (the model's), or "
-                            "call reset_state() to start a new stream.")
+        self._check_chunk(x, stored)
         try:
-            output, self.state = self.rnn(x, self.state)
+            output, state = self._run_cell(x) if self.is_cell else self._run_layer(x)
         except RuntimeError as e:
             # nn.LSTM and friends speak of sizes only; say which chunk came and what was stored.
             held = "no stored state" if stored is None else f"the stored state {tuple(stored.shape)}"
@@ -173,7 +199,66 @@ class Stateful(nn.Module):
             if error is None:
                 raise
             raise error from e
+        self.state = state
         return output
+
+    def _run_layer(self, x: torch.Tensor):
+        """One call of a sequence layer: ``(output, state) = rnn(x, state)``."""
+        result = self.rnn(x, self.state)
+        if not isinstance(result, (tuple, list)) or len(result) != 2:
+            got = (f"a Tensor of shape {tuple(result.shape)}" if isinstance(result, torch.Tensor)
+                   else f"a {type(result).__name__}" + (f" of {len(result)} items" if isinstance(result, (tuple, list)) else ""))
+            raise TypeError(
+                f"Stateful wraps a module called as (output, state) = rnn(x, state), but "
+                f"{type(self.rnn).__name__} returned {got}. Return the pair, as nn.LSTM does."
+            )
+        return result
+
+    def _run_cell(self, x: torch.Tensor):
+        """A cell over a chunk ``(B, T, ...)``, one step at a time: for a cell the state *is* the
+        output (``h``, or ``(h, c)`` for an LSTM cell, whose output is ``h``)."""
+        state, hs = self.state, []
+        for x_t in x.unbind(1):                   # (B, ...): one step of every sequence
+            state = self.rnn(x_t, state)          # h (B, H...) or (h, c)
+            hs.append(state if isinstance(state, torch.Tensor) else state[0])
+        return torch.stack(hs, dim=1), state      # (B, T, H...)
+
+    def _check_chunk(self, x: torch.Tensor, stored: torch.Tensor | None) -> None:
+        """Refuse, before the call, a chunk that would not continue the stored stream."""
+        cell = self.is_cell
+        if cell and x.dim() < _step_rank(self.rnn) + 1:
+            raise ShapeError(
+                f"Stateful({type(self.rnn).__name__}): a cell takes one step at a time, so Stateful feeds it "
+                f"a chunk of steps (B, T, ...) and loops over T; got {self._axes(x)}, a single step. Add "
+                "the time axis with x.unsqueeze(1)."
+            )
+        time_axis = 1 if self._batch_first() and x.dim() >= 3 else 0
+        if x.dim() >= 1 and x.shape[time_axis] == 0:
+            raise ShapeError(
+                f"Stateful: this chunk {self._axes(x)} has no time steps (axis {time_axis} is 0). "
+                "Skip empty chunks; the state is kept for the next one."
+            )
+        if stored is None:
+            return
+        # The state's batch axis: 0 for a cell (B, H), 1 for a layer (num_layers, B, H).
+        state_axis = 0 if cell else 1
+        B = None if x.dim() < 3 else x.shape[0] if self._batch_first() else x.shape[1]
+        if B is not None and stored.dim() > state_axis and stored.shape[state_axis] != B:
+            raise ValueError(
+                f"Stateful: this chunk {self._axes(x)} has a batch of {B} sequences but the stored state is for "
+                f"{stored.shape[state_axis]} (state shape {tuple(stored.shape)}, batch on axis {state_axis}). A new "
+                "video or a different batch? Call reset_state() first, so it starts from zeros."
+            )
+        if isinstance(self.rnn, nn.RNNBase) and (x.dim() == 2) != (stored.dim() == 2):
+            raise ShapeError(
+                f"Stateful: this chunk {self._axes(x)} is {'un' if x.dim() == 2 else ''}batched, but "
+                f"the stored state {tuple(stored.shape)} was made by a "
+                f"{'batched' if x.dim() == 2 else 'single'} sequence. Keep one layout for a "
+                "whole stream, or call reset_state() to start a new one."
+            )
+        check_float(x, "Stateful: this chunk", like=stored, like_name="the stored state",
+                    fix="Feed every chunk of a stream with one dtype and device (the model's), or "
+                        "call reset_state() to start a new stream.")
 
     def extra_repr(self) -> str:
         return "state=None" if self.state is None else "state=carried"
