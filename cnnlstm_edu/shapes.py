@@ -12,6 +12,7 @@ expected, the shape it got, and what to do about it.
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -239,6 +240,9 @@ def fold_time(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(B * T, *x.shape[2:])  # (B*T, ...)
 
 
+_MAX_INDEX = 2**63 - 1  # torch's sizes and strides are int64
+
+
 def unfold_time(y: torch.Tensor, steps: int) -> torch.Tensor:
     """Undo :func:`fold_time`: ``(B*T, *rest) -> (B, steps, *rest)`` with ``T = steps``.
 
@@ -262,6 +266,14 @@ def unfold_time(y: torch.Tensor, steps: int) -> torch.Tensor:
     if y.dim() < 1:
         raise ShapeError(f"unfold_time expects (B*T, ...), got a 0-d tensor {tuple(y.shape)}")
     BT = y.shape[0]
+    if steps > max(BT, 1) and steps * math.prod(max(n, 1) for n in y.shape[1:]) > _MAX_INDEX:
+        # Only an empty batch divides by more steps than it has rows, and a clip of that many
+        # steps cannot be laid out (torch's int64 strides overflow): refuse it before reshape.
+        raise ShapeError(
+            f"unfold_time: steps={steps} is more time steps than a tensor can index: the strides of "
+            f"{format_shape((0, steps, *y.shape[1:]), ('B', 'T') + (None,) * (y.dim() - 1))} overflow int64. "
+            f"Pass the T that fold_time folded (x.shape[1] before folding); {tuple(y.shape)} has B*T = {BT}."
+        )
     if BT % steps:
         raise ShapeError(
             f"unfold_time: the first axis of {tuple(y.shape)} is B*T = {BT}, which steps={steps} does not "

@@ -125,3 +125,11 @@ def test_translate_errors_explains_once_when_nested_and_builds_messages_only_on_
         with translate_errors(what("outer")), translate_errors(what("inner")):
             torch.nn.Linear(3, 2)(torch.zeros(8, 5))
     assert calls == ["inner"] and "outer" not in str(info.value)
+
+
+@pytest.mark.parametrize("steps", [2**62, 2**63 - 1, 2**64])
+def test_unfold_time_refuses_steps_no_tensor_can_hold(steps):
+    # An empty (0, F) tensor divides by any steps; the (0, steps, F) result would overflow the strides.
+    with pytest.raises(ShapeError, match=rf"steps={steps}"):
+        unfold_time(torch.zeros(0, 3), steps=steps)
+    assert unfold_time(torch.zeros(0, 3), steps=4).shape == (0, 4, 3)
