@@ -32,7 +32,7 @@ def test_train_prints_one_json_object_last_and_saves(tmp_path):
 
 @pytest.mark.parametrize("args,message", [
     (["train", "--order", "1233"], "permutation"),
-    (["train", "--epochs", "-1"], "must be positive"),
+    (["train", "--epochs", "-1"], "must be a finite number above 0"),
     (["train", "--model", "vgg"], "invalid choice"),
     (["train", "--save", "/no/such/folder/m.safetensors"], "does not exist"),
 ])
@@ -45,3 +45,22 @@ def test_bad_options_give_one_line_not_a_traceback(args, message):
 def test_parser_defaults():
     args = build_parser().parse_args(["train"])
     assert args.model == "cnn_lstm" and args.order == "1234" and args.device == "auto"
+
+
+
+@pytest.mark.parametrize("flag", ["--time-budget", "--epochs", "--lr", "--clip-grad", "--weight-decay",
+                                  "--lstm-weight-decay", "--dropout", "--sampling-max"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_non_finite_numbers_are_refused_in_one_line(flag, value, capsys):
+    # Issue 13, item 9: NaN trained forever, inf raised an OverflowError or printed "Infinity".
+    with pytest.raises(SystemExit) as stopped:
+        build_parser().parse_args(["train", f"{flag}={value}"])   # "=": argparse reads "-inf" as a flag
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and flag in error[0] and "finite number" in error[0] and value in error[0]
+
+
+def test_a_nan_time_budget_stops_the_command_at_once():
+    proc = run_cli("train", "--time-budget", "nan", timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "--time-budget: value must be a finite number above 0, got nan" in proc.stderr
