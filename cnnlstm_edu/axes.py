@@ -45,7 +45,7 @@ AXIS_MEANINGS = {
 
 # Axes that count samples, steps or layers rather than features. A label of the trace is a tuple
 # of such "atoms": ("B",) is the batch, ("B", "T") the folded B*T axis.
-BATCH_ATOMS = ("B", "T", "L")
+BATCH_ATOMS = ("B", "T", "L", "sum(T)")
 
 
 # --- writing and reading axis names ----------------------------------------------------------

@@ -48,6 +48,7 @@ from typing import NamedTuple
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import PackedSequence
 from torch.overrides import TorchFunctionMode
 
 from .axes import AXIS_MEANINGS, BATCH_ATOMS, axis_kind, axis_name, format_shape, model_input_axes, parse_axes
@@ -132,9 +133,16 @@ def _reshape_groups(src, dst, joins_previous=lambda axis: False):
 
 
 def _tensors(obj, path: str):
-    """Every tensor inside ``obj`` (tuples, lists, dicts, named tuples), in order, with its path."""
+    """Every tensor inside ``obj`` (tuples, lists, dicts, named tuples), in order, with its path.
+
+    A ``PackedSequence`` is one sequence: its ``data`` and ``batch_sizes``; the sort permutations
+    are bookkeeping, not shapes a learner needs.
+    """
     if isinstance(obj, torch.Tensor):
         yield path, obj
+    elif isinstance(obj, PackedSequence):
+        yield f"{path}.data", obj.data
+        yield f"{path}.batch_sizes", obj.batch_sizes
     elif isinstance(obj, tuple) and hasattr(obj, "_fields"):
         for name, item in zip(obj._fields, obj):
             yield from _tensors(item, f"{path}.{name}")
@@ -148,6 +156,8 @@ def _tensors(obj, path: str):
 
 # --- recurrent layers: what they read and what they return ------------------------------------
 
+PACKED = ("sum(T)",)        # the rows of a PackedSequence's data: every step of every sequence
+
 def _io_names(module, paths: list[str], output: bool) -> list[str]:
     """``["output", "h_n", "c_n"]`` for an LSTM's results; the tensor paths elsewhere."""
     contract = recurrent_contract(module)
@@ -156,19 +166,32 @@ def _io_names(module, paths: list[str], output: bool) -> list[str]:
         known = contract.output_names if output else contract.input_names
     if len(paths) == 1 and not known:
         return ["output" if output else "input"]
-    return [known[k] if k < len(known) else p for k, p in enumerate(paths)]
+    names, k = [], 0
+    for i, path in enumerate(paths):
+        if path.endswith(".batch_sizes") and i and paths[i - 1] == path[:-len("batch_sizes")] + "data":
+            names.append(names[-1][:-len("data")] + "batch_sizes")   # a packed sequence: one name
+            continue
+        name = known[k] if k < len(known) else path
+        packed = path.endswith(".data") and i + 1 < len(paths) and paths[i + 1] == path[:-4] + "batch_sizes"
+        names.append(name + ".data" if packed and k < len(known) else name)
+        k += 1
+    return names
 
 
-def _recurrent_labels(module, x_labels, x_shape, n_outputs):
+def _recurrent_labels(module, x_labels, x_shape, n_outputs, packed=False):
     """Labels for a recurrent layer's results, by its contract, from how it reads its input.
 
     An axis keeps the label it had in the input (the truth about where the data came from);
-    where the input's label is unknown, the layer's own reading (B, T) is used.
+    where the input's label is unknown, the layer's own reading (B, T) is used. A packed input
+    gives a packed output, ``data`` (sum(T), H) and ``batch_sizes`` (T,), and batched states.
     """
     contract = recurrent_contract(module)
     x_labels = x_labels or (None,) * len(x_shape)
     states = 2 if contract.cell_state else 1     # anything after them (gates) is left alone
     hidden = tuple((a,) for a in contract.hidden_axes)
+    if packed:
+        state = (("L",), ("B",)) + hidden
+        return ([(PACKED,) + hidden, (("T",),)] + [state] * states)[:n_outputs]
     if contract.sequence:
         if len(x_shape) != contract.batched_rank:  # an unbatched sequence (T, F): no batch axis anywhere
             output = (x_labels[0],) + hidden
@@ -325,7 +348,7 @@ class ShapeTrace:
     def _legend(self) -> str:
         seen = {a for row in self.rows for axes in row.input_axes + row.output_axes for a in axes if a}
         parts = []
-        for name in ("B", "T", "B*T", "T*B", "C", "H", "W", "F", "L"):
+        for name in AXIS_MEANINGS:
             if name in seen:
                 size = self.sizes.get(name) or (self.sizes["B"] * self.sizes["T"]
                                                 if name in ("B*T", "T*B") and {"B", "T"} <= set(self.sizes) else None)
@@ -547,7 +570,13 @@ class _Tracer(TorchFunctionMode):
         names = _io_names(module, [p for p, _ in found], output=False)
         labels = [self.get(t) for _, t in found]
         contract = recurrent_contract(module)
-        if contract is not None and found and len(found) > 1:
+        packed = bool(args) and isinstance(args[0], PackedSequence)
+        if contract is not None and packed:
+            # The data's rows are the steps of every sequence; its features are the layer's input.
+            state = _recurrent_labels(module, None, (), len(found) + 1, packed=True)
+            data = labels[0] or (PACKED,) + (("F",),) * (found[0][1].dim() - 1)
+            labels = [data, labels[1] or state[1]] + [lab or s for lab, s in zip(labels[2:], state[2:])]
+        elif contract is not None and found and len(found) > 1:
             # h_0 and c_0 are usually made inside forward or by the caller: label them by contract.
             state = _recurrent_labels(module, labels[0], tuple(found[0][1].shape), len(found))
             labels = [labels[0]] + [lab or s for lab, s in zip(labels[1:], state[1:])]
@@ -555,7 +584,7 @@ class _Tracer(TorchFunctionMode):
 
         parent = self.stack[-1]
         node = self._child(parent, module, inputs)
-        if node.calls == 1 and contract is not None and contract.sequence and found:
+        if node.calls == 1 and contract is not None and contract.sequence and found and not packed:
             self._check_recurrent_input(node.name, module, found[0][1], labels[0])
         self.stack.append(node)
 
@@ -587,11 +616,12 @@ class _Tracer(TorchFunctionMode):
             self.stack.pop()
         node = self.stack.pop() if len(self.stack) > 1 else None
         found = list(_tensors(output, ""))
-        x = args[0] if args and isinstance(args[0], torch.Tensor) else None
+        packed = bool(args) and isinstance(args[0], PackedSequence)
+        x = args[0].data if packed else args[0] if args and isinstance(args[0], torch.Tensor) else None
         x_labels = self.get(x) if x is not None else None
         labels = [self.get(t) for _, t in found]
         if recurrent_contract(module) is not None and x is not None and found:
-            rule = _recurrent_labels(module, x_labels, tuple(x.shape), len(found))
+            rule = _recurrent_labels(module, x_labels, tuple(x.shape), len(found), packed)
             labels = rule + labels[len(rule):]
         elif isinstance(module, TimeDistributed) and x_labels is not None and len(found) == 1:
             y_labels = labels[0] or (None,) * found[0][1].dim()
@@ -643,12 +673,29 @@ class _Tracer(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        if isinstance(out, torch.Tensor):
-            try:
+        try:
+            if isinstance(out, torch.Tensor):
                 self.set(out, self._follow(func, args, kwargs, out))
-            except Exception:  # labels are a courtesy: never let them break the user's forward
-                pass
+            elif getattr(func, "__name__", "") in ("_pack_padded_sequence", "_pad_packed_sequence"):
+                for t, labels in zip(out, self._packing(func.__name__, args, kwargs)):
+                    self.set(t, labels)
+        except Exception:  # labels are a courtesy: never let them break the user's forward
+            pass
         return out
+
+    def _packing(self, name, args, kwargs):
+        """Labels of what pack_padded_sequence and pad_packed_sequence return: both are pairs."""
+        labels = self.get(args[0])
+        batch_first = args[2] if len(args) > 2 else kwargs.get("batch_first", False)
+        if labels is None:
+            return ()
+        if name == "_pack_padded_sequence":   # (B, T, *rest) -> data (sum(T), *rest), batch_sizes (T,)
+            time = labels[1] if batch_first else labels[0]
+            return (PACKED,) + labels[2:], (time,)
+        if labels[0] != PACKED:
+            return ()
+        lead = (("B",), ("T",)) if batch_first else (("T",), ("B",))   # back to (B, T, *rest), lengths (B,)
+        return lead + labels[1:], (("B",),)
 
     def _follow(self, func, args, kwargs, out):
         name = getattr(func, "__name__", "")

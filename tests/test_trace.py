@@ -342,3 +342,44 @@ def test_cli_prints_the_trace(capsys):
     assert main(["trace", "--model", "cnn_lstm", "--batch", "3", "--steps", "5", "--depth", "1"]) == 0
     out = capsys.readouterr().out
     assert "(B=3, T=5, C=1, H=14, W=14)" in out and "h_n" in out and "c_n" in out
+
+
+# --- packed sequences (issue 13, item 17) --------------------------------------------------------------
+
+
+class PackedRNN(nn.Module):
+    """Variable-length clips the torch way: pack, run the RNN, pad back, classify from h_n."""
+
+    def __init__(self, rnn: type = nn.LSTM, with_state: bool = False):
+        super().__init__()
+        self.rnn = rnn(8, 16, batch_first=True)
+        self.head = nn.Linear(16, 3)
+        self.with_state = with_state
+
+    def forward(self, x, lengths):
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        state = None
+        if self.with_state:
+            h = torch.zeros(1, x.shape[0], 16)
+            state = (h, h.clone()) if isinstance(self.rnn, nn.LSTM) else h
+        out, state = self.rnn(packed, state)
+        padded, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True)
+        h_n = state[0] if isinstance(state, tuple) else state
+        return self.head(h_n[-1]), padded
+
+
+@pytest.mark.parametrize("with_state", [False, True])
+@pytest.mark.parametrize("rnn", [nn.LSTM, nn.GRU])
+def test_a_packed_sequence_is_one_labelled_input(rnn, with_state):
+    trace = trace_shapes(PackedRNN(rnn, with_state), torch.randn(3, 5, 8), torch.tensor([5, 3, 4]))
+    row = trace["rnn"]
+    states = ["h_0", "c_0"][: 2 if rnn is nn.LSTM else 1] if with_state else []
+    assert row.input_names == ["input.data", "input.batch_sizes"] + states
+    assert row.format_inputs() == ["(sum(T)=12, F=8)", "(T=5)"] + ["(L=1, B=3, H=16)"] * len(states)
+    n_states = 2 if rnn is nn.LSTM else 1
+    assert row.output_names == ["output.data", "output.batch_sizes", "h_n", "c_n"][: 2 + n_states]
+    assert row.format_outputs() == ["(sum(T)=12, H=16)", "(T=5)"] + ["(L=1, B=3, H=16)"] * n_states
+    assert trace["head"].format_inputs() == ["(B=3, H=16)"]            # h_n[-1]
+    assert trace[""].format_outputs()[1] == "(B=3, T=5, H=16)"          # pad_packed_sequence undoes the packing
+    assert trace.warnings == []                                         # no "unbatched" warning
+    assert "sum(T) steps of every sequence, packed" in str(trace)
