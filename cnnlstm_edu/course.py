@@ -12,6 +12,11 @@ Two problems every lesson has, solved once here so that the notebooks define not
   :func:`interact` therefore shows the result for the default values as an ordinary cell output,
   stored and readable anywhere, and then redraws that same output in place when the learner moves
   a control.
+- **Figures as pictures.** Every figure of :mod:`cnnlstm_edu.viz` shows itself as a PNG, and so
+  does a figure that :func:`interact` shows. A figure built elsewhere with
+  ``matplotlib.figure.Figure`` (not pyplot) would show as ``<Figure size ...>`` text in a notebook
+  that never used pyplot; a lesson that draws such figures calls :func:`show_figures_in_jupyter`
+  once. Importing this module registers nothing: the lesson asks.
 
 >>> sized(1000, 50) in (1000, 50)
 True
@@ -23,7 +28,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["SMOKE_ENV", "smoke", "sized", "interact"]
+__all__ = ["SMOKE_ENV", "smoke", "sized", "interact", "show_figures_in_jupyter"]
 
 SMOKE_ENV = "CNNLSTM_EDU_SMOKE"
 
@@ -47,9 +52,37 @@ def sized(full: Any, small: Any) -> Any:
     return small if smoke() else full
 
 
+def show_figures_in_jupyter() -> bool:
+    """Make Jupyter draw every pyplot-free figure (``Figure(...)``) as a PNG image; True if it did.
+
+    Jupyter's inline backend registers its PNG display only when pyplot draws its first figure,
+    so a ``matplotlib.figure.Figure`` built directly would show as ``<Figure size 900x300 with
+    2 Axes>`` in a notebook that never touched pyplot. The figures of :mod:`cnnlstm_edu.viz`
+    carry their own PNG display and need none of this; call it for figures built elsewhere.
+    Outside IPython it does nothing.
+
+    >>> show_figures_in_jupyter()          # a plain Python session: nothing to do
+    False
+    """
+    import sys
+
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    formatters = getattr(getattr(shell, "display_formatter", None), "formatters", None)
+    if not formatters or "image/png" not in formatters:
+        return False
+    from IPython.core.pylabtools import print_figure
+    from matplotlib.figure import Figure
+
+    # What the inline backend does for pyplot's figures: a PNG cropped to what was drawn.
+    formatters["image/png"].for_type(Figure, lambda fig: print_figure(fig, "png", bbox_inches="tight"))
+    return True
+
+
 def _displayable(result: Any) -> Any:
     """What ``display`` should show for ``result``: figures are closed after rendering (a live
-    notebook would otherwise draw each one twice), text is shown as text rather than a repr."""
+    notebook would otherwise draw each one twice) and shown as a PNG, text is shown as text
+    rather than a repr."""
     try:
         from matplotlib.figure import Figure
     except ImportError:  # pragma: no cover - matplotlib is a dependency
@@ -57,8 +90,10 @@ def _displayable(result: Any) -> Any:
     if isinstance(result, Figure):
         import matplotlib.pyplot as plt
 
+        from .viz.figure import shows_as_png
+
         plt.close(result)  # no-op for figures built without pyplot
-        return result
+        return shows_as_png(result)
     if isinstance(result, str):
         return _Text(result)
     return result

@@ -105,19 +105,37 @@ def test_plot_forecast_shows_the_models_forecast_and_the_copy_baseline():
         plot_forecast(model, clip, context=8)
 
 
-def test_figures_show_as_png_in_an_ipython_shell(monkeypatch):
+def test_figures_show_as_png_in_an_ipython_shell_without_any_hook(monkeypatch):
     import IPython
     from IPython.core.interactiveshell import InteractiveShell
+    from matplotlib.figure import Figure
 
     from cnnlstm_edu.viz import plot_step_accuracy, show_figures_in_jupyter
 
     shell = InteractiveShell()                       # not the global instance: nothing leaks
     monkeypatch.setattr(IPython, "get_ipython", lambda: shell)
     fig = plot_step_accuracy({"1234": [0.5, 0.9]})
-    assert "image/png" not in shell.display_formatter.format(fig)[0]   # a bare shell: only the repr
-    assert show_figures_in_jupyter()
-    data, _ = shell.display_formatter.format(fig)
+    data, _ = shell.display_formatter.format(fig)    # a bare shell: viz's figure brings its own PNG
     assert data["image/png"][:4] == b"\x89PNG"
+    assert data["text/plain"].startswith("<Figure size")
+    other = Figure()                                 # a figure built elsewhere, without pyplot
+    other.add_subplot().plot([0, 1])
+    assert "image/png" not in shell.display_formatter.format(other)[0]
+    assert show_figures_in_jupyter()                 # what a lesson asks for such figures
+    assert shell.display_formatter.format(other)[0]["image/png"][:4] == b"\x89PNG"
+
+
+def test_importing_viz_registers_no_display_hook():
+    import subprocess
+    import sys
+
+    probe = ("from IPython.core.interactiveshell import InteractiveShell\n"
+             "png = InteractiveShell.instance().display_formatter.formatters['image/png']\n"
+             "before = dict(png.type_printers), dict(png.deferred_printers)\n"
+             "import cnnlstm_edu.viz, cnnlstm_edu.course\n"
+             "print((dict(png.type_printers), dict(png.deferred_printers)) == before)\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert done.stdout.strip() == "True", done.stderr
 
 
 def test_plot_curves_leaves_out_a_panel_with_nothing_to_draw():
