@@ -15,7 +15,6 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 from .checks import check_number
 
@@ -155,13 +154,16 @@ def train_command(args: argparse.Namespace) -> dict:
     import torch
     from tqdm.auto import tqdm
 
-    from . import save_checkpoint
+    from .checkpoint import check_writable, save_checkpoint
     from .models import MODELS, build_model
     from .train import Curriculum, fit
 
-    if args.save and not Path(args.save).resolve().parent.is_dir():
+    if args.save is not None:
         # Checked before training, not after: a typo must not cost the run.
-        raise ValueError(f"--save {args.save}: the folder {Path(args.save).resolve().parent} does not exist")
+        try:
+            check_writable(args.save)
+        except (OSError, ValueError) as e:
+            raise ValueError(f"--save {args.save!r}: {e}") from None
     if args.threads:
         torch.set_num_threads(args.threads)
     defaults = DEFAULTS[args.model]

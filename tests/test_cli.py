@@ -1,8 +1,11 @@
 """The command line, run as a user runs it."""
 
 import json
+import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -64,3 +67,32 @@ def test_a_nan_time_budget_stops_the_command_at_once():
     proc = run_cli("train", "--time-budget", "nan", timeout=60)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "--time-budget: value must be a finite number above 0, got nan" in proc.stderr
+
+
+def _unwritable_folder(tmp_path):
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o500)
+    if os.access(folder, os.W_OK):                     # root writes anywhere: use a read-only fs
+        return "/sys/m.safetensors" if Path("/sys").is_dir() else None
+    return str(folder / "m.safetensors")
+
+
+@pytest.mark.parametrize("where, message", [
+    (lambda tmp: "", "empty"),
+    (lambda tmp: str(tmp), "is a folder"),
+    (lambda tmp: "/proc/x", "cannot write"),
+    (_unwritable_folder, "cannot write"),
+])
+def test_save_path_is_checked_before_training(tmp_path, monkeypatch, capsys, where, message):
+    # Issue 13, item 10: these failed (or saved nothing) only after the whole training run.
+    import cnnlstm_edu.__main__ as cli
+
+    path = where(tmp_path)
+    if path is None:
+        pytest.skip("no unwritable folder on this machine")
+    monkeypatch.setattr(cli, "load_data", lambda args: pytest.fail("training started"))
+    assert cli.main(["train", "--epochs", "0.01", "--save", path]) == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err) and "--save" in err and len(err.strip().splitlines()) == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("read-only")) == []
