@@ -52,6 +52,8 @@ class _Context:
     recent: list[tuple] = field(default_factory=list)  # (name, shape, labels) of outputs made before
     model: nn.Module | None = None
     module: nn.Module | None = None       # the module that raised, when the watcher saw it
+    calls: list[tuple] = field(default_factory=list)   # (class name, input shape) of the modules
+                                                         # running when it failed, outermost first
 
     def axes_of(self, shape) -> tuple | None:
         """The labels of ``shape`` if it is the failing module's input, else None."""
@@ -67,6 +69,7 @@ def _context_from_trace(trace: ShapeTrace, model) -> _Context:
     if failed is not None:
         ctx.where, ctx.kind = failed.name, failed.type
         ctx.inputs, ctx.input_axes = list(failed.inputs), list(failed.input_axes)
+    ctx.calls = [(row.type, tuple(row.inputs[0])) for row in trace.rows if row.raised and row.inputs]
     for row in trace.rows:
         for shape, axes in zip(row.outputs, row.output_axes):
             ctx.recent.append((row.name, shape, axes))
@@ -113,7 +116,7 @@ class _Watcher:
     def context(self, model) -> _Context:
         model = model or self.root
         names = {id(m): n for n, m in model.named_modules()} if model is not None else {}
-        ctx = _Context(model=model)
+        ctx = _Context(model=model, calls=[(type(m).__name__, shapes[0]) for m, shapes in self.open if shapes])
         if self.open:
             module, shapes = self.open[-1]
             ctx.where, ctx.kind = names.get(id(module), type(module).__name__), type(module).__name__
@@ -436,15 +439,28 @@ def _conv_channels(msg: str, ctx: _Context) -> str | None:
     m = re.search(r"weight of size \[([\d, ]*)\], expected input\[([\d, ]*)\] to have (\d+) channels, but got (\d+) channels", msg)
     if not m:
         return None
-    shape, want, got = tuple(_ints(m.group(2))), int(m.group(3)), int(m.group(4))
-    layer = ctx.kind or "Conv2d"
+    weight, shape, want, got = _ints(m.group(1)), tuple(_ints(m.group(2))), int(m.group(3)), int(m.group(4))
+    spatial = min(max(len(weight) - 2, 1), 3)
+    layer = ctx.kind or f"Conv{spatial}d"
+    reads = ("N", "C") + ("D", "H", "W")[3 - spatial:]              # Conv2d: (N, C, H, W)
     head = (f"{_where(ctx)}{layer} was built with in_channels={want}, but axis 1 of its input "
-            f"{format_shape(shape)} (read as (N, C, H, W)) has {got} channels.")
-    if shape[-1] == want and len(shape) == 4:
-        return (head + f" The last axis is {want}: the frames are channels-last (N, H, W, C), as Keras, NumPy "
-                "and PIL store them.\nFix: x.permute(0, 3, 1, 2) -> (N, C, H, W); for a video "
-                "(B, T, H, W, C), x.permute(0, 1, 4, 2, 3).")
-    if ctx.T is not None and got == ctx.T:
+            f"{format_shape(shape)} (read as ({', '.join(reads)})) has {got} channels.")
+    if spatial == 3 and len(shape) == 5 and shape[2] == want:
+        B, T, C, H, W = shape
+        return (head + f" Axis 2 is {want}: this is a video (B, T, C, H, W) = {format_shape(shape, 'B T C H W')}, "
+                f"but {layer} reads (N, C, D, H, W), channels before the time (depth) axis, so it took "
+                f"T={T} for the channels.\nFix: move the channels in front of time, x.permute(0, 2, 1, 3, 4) -> "
+                f"(B, C, T, H, W) = {format_shape((B, C, T, H, W), 'B C T H W')}.")
+    video = _wrapped_video(ctx, shape)
+    if shape[-1] == want and spatial == 2 and video is not None:
+        return _channels_last_video(video, want, ctx)
+    if shape[-1] == want and len(shape) == spatial + 2:
+        lead = ("N",) + ("D", "H", "W")[3 - spatial:] + ("C",)
+        perm = ", ".join(map(str, (0, spatial + 1) + tuple(range(1, spatial + 1))))
+        video_fix = "; for a video (B, T, H, W, C), x.permute(0, 1, 4, 2, 3)" if spatial == 2 else ""
+        return (head + f" The last axis is {want}: the frames are channels-last ({', '.join(lead)}), as Keras, "
+                f"NumPy and PIL store them.\nFix: x.permute({perm}) -> ({', '.join(reads)}){video_fix}.")
+    if ctx.T is not None and got == ctx.T and len(shape) == 4:
         return (head + f" Axis 1 has T={got}: the time axis is being read as channels, as for frames "
                 f"(B, T, H, W) without a channel axis.\nFix: add C=1 and fold time: x.unsqueeze(2) -> "
                 "(B, T, 1, H, W), then fold_time or TimeDistributed.")
@@ -452,6 +468,26 @@ def _conv_channels(msg: str, ctx: _Context) -> str | None:
         return (head + f" The input {format_shape(ctx.inputs[0])} is 3-D, which PyTorch reads as ONE image "
                 "(C, H, W): a batch of grey frames (N, H, W) without a channel axis.\nFix: x.unsqueeze(1) -> (N, 1, H, W).")
     return head + f"\nFix: build it with in_channels={got}, or check the out_channels of the layer before."
+
+
+def _wrapped_video(ctx: _Context, frames: tuple) -> tuple | None:
+    """The (B, T, ...) input of the TimeDistributed that folded ``frames`` (B*T, ...), if one did."""
+    for kind, shape in reversed(ctx.calls):
+        if kind == "TimeDistributed" and len(shape) == len(frames) + 1 and shape[2:] == frames[1:] \
+                and shape[0] * shape[1] == frames[0]:
+            return shape
+    return None
+
+
+def _channels_last_video(video: tuple, C: int, ctx: _Context) -> str:
+    """A channels-last video (B, T, H, W, C) that TimeDistributed folded into frames for a Conv2d."""
+    B, T, H, W, _ = video
+    return (f"{_where(ctx)}TimeDistributed got the video {format_shape(video, 'B T H W C')}: channels-last "
+            f"frames (H, W, C), as Keras, NumPy and PIL store them. It hands {ctx.kind or 'the conv'} the frames "
+            f"{format_shape((B * T, H, W, C), 'B*T H W C')}, which reads axis 1 as the channels, so it "
+            f"finds {H} channels where it was built for {C}.\nFix: put the channels first in each frame "
+            f"before TimeDistributed, x.permute(0, 1, 4, 2, 3) -> (B, T, C, H, W) = "
+            f"{format_shape((B, T, C, H, W), 'B T C H W')}.")
 
 
 def _broadcast(msg: str, ctx: _Context) -> str | None:
@@ -487,7 +523,12 @@ _DIAGNOSES = (_video_into_frame_layer, _reshape_size, _matmul_features, _rnn_inp
 
 def _diagnose(error: BaseException, ctx: _Context) -> str | None:
     if isinstance(error, ShapeError):
-        return str(error)  # ours already say what was expected and what to do
+        # Ours already say what was expected and what to do, except those translated from a
+        # torch error inside a wrapper (TimeDistributed, Stateful): they keep torch's words, and
+        # a diagnosis of those words, made with the wrapper's input in view, says more.
+        cause = error.__cause__
+        translated = _diagnose(cause, ctx) if isinstance(cause, RuntimeError) else None
+        return translated or str(error)
     msg = str(error)
     for diagnose in _DIAGNOSES:
         advice = diagnose(msg, ctx)
@@ -500,7 +541,26 @@ def _context(error: BaseException, model, trace) -> _Context:
     trace = trace if trace is not None else getattr(error, "trace", None)
     if isinstance(trace, ShapeTrace):
         return _context_from_trace(trace, model)
-    return _Context(model=model)
+    return _Context(model=model, calls=_running_calls(error))
+
+
+def _running_calls(error: BaseException) -> list[tuple]:
+    """(class name, input shape) of each module whose ``forward`` is on the traceback of ``error``
+    (and of the torch error it was translated from), outermost first: where it failed, when no
+    trace or watcher recorded it. The input is ``forward``'s first argument, if a tensor."""
+    calls, seen = [], set()
+    for e in (error, error.__cause__):
+        tb = e.__traceback__ if e is not None else None
+        while tb is not None:
+            frame, code = tb.tb_frame, tb.tb_frame.f_code
+            module = frame.f_locals.get("self")
+            x = frame.f_locals.get(code.co_varnames[1]) if code.co_argcount > 1 else None
+            if isinstance(module, nn.Module) and code.co_name == "forward" and isinstance(x, torch.Tensor) \
+                    and id(module) not in seen:
+                seen.add(id(module))
+                calls.append((type(module).__name__, tuple(x.shape)))
+            tb = tb.tb_next
+    return calls
 
 
 def explain(error: BaseException, model: nn.Module | None = None, trace: ShapeTrace | None = None) -> str:
@@ -551,12 +611,12 @@ def explain_shapes(model: nn.Module | None = None):
         with watcher:
             yield
     except (RuntimeError, ValueError, IndexError) as error:
-        if isinstance(error, ShapeError):
+        if isinstance(error, ShapeError) and not isinstance(error.__cause__, RuntimeError):
             raise
         trace = getattr(error, "trace", None)
         ctx = _context_from_trace(trace, model) if isinstance(trace, ShapeTrace) else watcher.context(model)
         advice = _diagnose(error, ctx)
-        if advice is None:
+        if advice is None or advice == str(error):
             raise
         explained = ShapeError(advice)
         if trace is not None:

@@ -275,3 +275,29 @@ def test_model_names_the_layer_when_nothing_else_does():
 def test_explain_rejects_what_is_not_an_error():
     with pytest.raises(TypeError, match="exception"):
         explain("shape '[8, 1568]' is invalid for input of size 50176")
+
+
+# --- layouts that get their own advice (issue 13, item 18) ---------------------------------------------
+
+
+@pytest.mark.parametrize("C", [1, 3])
+def test_a_video_fed_to_conv3d_is_told_to_move_time_behind_the_channels(C):
+    x = torch.randn(2, 4, C, 14, 14)                        # (B, T, C, H, W); Conv3d wants (B, C, T, H, W)
+    model = nn.Sequential(nn.Conv3d(C, 8, 3))
+    for advice in (explain(error_of(lambda: model[0](x))),
+                   explain(error_of(lambda: trace_shapes(model, x))),
+                   str(shape_error_of(lambda: model(x)))):
+        fix = advice.split("Fix:")[1]
+        assert "Conv3d" in advice and "x.permute(0, 2, 1, 3, 4)" in fix and "unsqueeze" not in advice
+        assert "(B=2, C=" + str(C) + ", T=4, H=14, W=14)" in fix
+
+
+def test_channels_last_video_through_time_distributed_is_told_to_permute():
+    model = TimeDistributed(nn.Conv2d(3, 8, 3))
+    x = torch.randn(2, 4, 14, 14, 3)                        # (B, T, H, W, C): channels last
+    for advice in (explain(error_of(lambda: model(x))),
+                   explain(error_of(lambda: trace_shapes(model, x))),
+                   str(shape_error_of(lambda: model(x)))):
+        fix = advice.split("Fix:")[1]
+        assert "channels-last" in advice and "x.permute(0, 1, 4, 2, 3)" in fix and "(B, T, C, H, W)" in fix
+        assert "in_channels" not in fix and "C=14" not in advice and "W=3" not in advice
