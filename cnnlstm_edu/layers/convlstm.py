@@ -16,7 +16,8 @@ It mirrors two well-known layers, so a learner can check it against both:
   *input* convolution only, while the recurrent convolution always keeps it. Keras' ``kernel``
   ``(kh, kw, C, 4F)`` is our ``weight_ih`` permuted to ``(4F, C, kh, kw)``; its single ``bias`` is
   our ``bias_ih + bias_hh``. :func:`keras_state_dict` does this mapping and
-  :meth:`ConvLSTM.from_keras` builds a ConvLSTM from Keras layers with their weights.
+  :meth:`ConvLSTM.from_keras` builds a ConvLSTM from Keras layers with their weights
+  (:mod:`cnnlstm_edu.layers.keras_convlstm`).
 
 The equations, for every pixel (``*`` is a convolution, ``⊙`` an elementwise product)::
 
@@ -41,284 +42,30 @@ which does not depend on the previous step, :class:`ConvLSTM` has two ways, with
   (``benchmarks/convlstm_speed.md``).
 
 Either way the first step from a zero state convolves ``x_0`` only: ``W_h * 0`` is zero.
+
+The single step is :class:`ConvLSTMCell` (:mod:`cnnlstm_edu.layers.convlstm_cell`); the arithmetic
+both share is in :mod:`cnnlstm_edu.layers.conv_ops`. Both, and the Keras mapping, are importable
+from here.
 """
+
 
 from __future__ import annotations
 
-import math
 import warnings
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnlstm_edu.shapes import ShapeError, check_float, check_shape, describe, fold_time, unfold_time
+from ..checks import check_number
+from ..shapes import ShapeError, check_float, check_shape, fold_time
+from .conv_ops import (check_pixels, conv2d_padded, init_uniform, kernel_pair, lstm_update, output_grid,
+                       padding_mode, same_padding)
+from .convlstm_cell import ConvLSTMCell
+from .keras_convlstm import keras_arguments, keras_state_dict
+from .state import unpack_state
 
-__all__ = ["ConvLSTMCell", "ConvLSTM", "keras_state_dict"]
-
-_PADDINGS = ("same", "valid")
-
-
-# --- argument checks ------------------------------------------------------------------------
-
-
-def _positive_int(value, name: str, owner: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{owner}: {name} must be a positive int, got {value!r}.")
-    return value
-
-
-def _pair(kernel_size, owner: str) -> tuple[int, int]:
-    """``3 -> (3, 3)``; ``(3, 5) -> (3, 5)``; anything else is an error that says what is allowed."""
-    if isinstance(kernel_size, int) and not isinstance(kernel_size, bool):
-        kernel_size = (kernel_size, kernel_size)
-    try:
-        kh, kw = kernel_size
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"{owner}: kernel_size must be an int or a pair (kh, kw) of ints, got {kernel_size!r}."
-        ) from None
-    for k in (kh, kw):
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(
-                f"{owner}: kernel_size must be positive ints, got {kernel_size!r}. "
-                "A 1x1 kernel is the smallest (it makes a ConvLSTM an nn.LSTM per pixel)."
-            )
-    return kh, kw
-
-
-def _padding_mode(padding, owner: str) -> str:
-    mode = padding.lower() if isinstance(padding, str) else padding
-    if mode not in _PADDINGS:
-        raise ValueError(
-            f"{owner}: padding must be 'same' (keep H, W) or 'valid' (no padding, as in Keras), "
-            f"got {padding!r}."
-        )
-    return mode
-
-
-# --- the math, written once and shared by ConvLSTMCell and ConvLSTM --------------------------
-
-
-def same_padding(kernel_size: tuple[int, int]) -> tuple[int, int, int, int]:
-    """The ``F.pad`` amounts ``(left, right, top, bottom)`` that keep H, W under a stride-1 conv.
-
-    A kernel of size k needs ``k - 1`` extra rows in total. For an odd k they split evenly; for
-    an even k TensorFlow and Keras put the odd one out at the *end* (bottom, right), and so do we.
-
-    >>> same_padding((3, 3))
-    (1, 1, 1, 1)
-    >>> same_padding((2, 4))            # even kernels: one more at the bottom / right
-    (1, 2, 0, 1)
-    """
-    kh, kw = kernel_size
-    top, left = (kh - 1) // 2, (kw - 1) // 2
-    return left, kw - 1 - left, top, kh - 1 - top
-
-
-def conv2d_padded(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: str) -> torch.Tensor:
-    """A stride-1 ``conv2d`` with Keras' ``'same'`` or ``'valid'`` padding, for any kernel shape.
-
-    >>> x = torch.randn(2, 3, 7, 9)                         # (N, C, H, W)
-    >>> w = torch.randn(8, 3, 2, 4)                         # (4F, C, kh, kw): an even, non-square kernel
-    >>> conv2d_padded(x, w, None, "same").shape             # (N, 4F, H, W)
-    torch.Size([2, 8, 7, 9])
-    >>> conv2d_padded(x, w, None, "valid").shape            # (N, 4F, H-kh+1, W-kw+1)
-    torch.Size([2, 8, 6, 6])
-    """
-    if padding == "valid":
-        return F.conv2d(x, weight, bias)
-    kh, kw = weight.shape[-2:]
-    left, right, top, bottom = same_padding((kh, kw))
-    if left == right and top == bottom:
-        # Odd kernel: the convolution pads symmetrically by itself, without a padded copy of x.
-        return F.conv2d(x, weight, bias, padding=(top, left))
-    return F.conv2d(F.pad(x, (left, right, top, bottom)), weight, bias)
-
-
-def lstm_update(
-    gates: torch.Tensor,
-    c: torch.Tensor,
-    peephole: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One LSTM step from the summed gate pre-activations: ``(B, 4F, ...)`` and ``c`` -> ``(h', c')``.
-
-    ``gates`` holds ``W_x * x_t + W_h * h + b`` for the four gates stacked as i, f, g, o (the
-    ``nn.LSTM`` order). ``peephole`` is ``(w_ci, w_cf, w_co)``: the input and forget gates peek
-    at the old cell, the output gate at the new one (Gers & Schmidhuber 2000).
-
-    >>> gates = torch.zeros(2, 4 * 5, 3, 3)                  # (B, 4F, H, W), all gates half open
-    >>> h, c = lstm_update(gates, torch.ones(2, 5, 3, 3))    # c' = 0.5 * 1 + 0.5 * tanh(0)
-    >>> h.shape, c[0, 0, 0, 0].item()
-    (torch.Size([2, 5, 3, 3]), 0.5)
-    """
-    i, f, g, o = gates.chunk(4, dim=1)  # each (B, F, ...)
-    if peephole is not None:
-        w_ci, w_cf, w_co = peephole
-        i = i + w_ci * c
-        f = f + w_cf * c
-    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-    if peephole is not None:
-        o = o + w_co * c
-    h = torch.sigmoid(o) * torch.tanh(c)
-    return h, c
-
-
-def _init_uniform(module: nn.Module, hidden_channels: int) -> None:
-    # nn.LSTM's own initialisation: every weight and bias ~ U(-1/sqrt(F), 1/sqrt(F)). It ignores
-    # the kernel area, so a big kernel starts with big pre-activations; it is kept anyway so a
-    # 1x1 ConvLSTM and an nn.LSTM start from the same distribution.
-    bound = 1.0 / math.sqrt(hidden_channels)
-    for p in module.parameters():
-        nn.init.uniform_(p, -bound, bound)
-
-
-# --- the single-step cell ---------------------------------------------------------------------
-
-
-class ConvLSTMCell(nn.Module):
-    """One ConvLSTM step, the convolutional ``nn.LSTMCell``: ``(x_t, (h, c)) -> (h', c')``.
-
-    Parameters are named like ``nn.LSTMCell``: ``weight_ih`` ``(4F, C, kh, kw)``, ``weight_hh``
-    ``(4F, F, kh, kw)``, ``bias_ih`` and ``bias_hh`` ``(4F,)``, gates stacked i, f, g, o. With
-    ``peephole=True`` there are also ``weight_ci``, ``weight_cf``, ``weight_co`` of shape
-    ``(F, 1, 1)``: one peephole weight per channel, shared by all pixels (Shi et al. use one per
-    pixel, ``(F, H, W)``, which would tie the layer to one frame size).
-
-    ``state=None`` starts from zeros. Use :class:`ConvLSTM` for whole sequences: it is faster
-    because it convolves all inputs at once.
-
-    >>> cell = ConvLSTMCell(in_channels=3, hidden_channels=8, kernel_size=3)
-    >>> x_t = torch.randn(2, 3, 16, 16)          # (B, C, H, W): one frame per clip
-    >>> h, c = cell(x_t)                         # state=None: start from zeros
-    >>> h.shape                                  # (B, F, H, W)
-    torch.Size([2, 8, 16, 16])
-    >>> h, c = cell(x_t, (h, c))                 # the next frame continues from (h, c)
-    >>> cell.weight_ih.shape                     # (4F, C, kh, kw)
-    torch.Size([32, 3, 3, 3])
-    """
-
-    def __init__(
-        self,
-        in_channels: int,
-        hidden_channels: int,
-        kernel_size: int | tuple[int, int],
-        bias: bool = True,
-        padding: str = "same",
-        peephole: bool = False,
-    ) -> None:
-        super().__init__()
-        owner = "ConvLSTMCell"
-        self.in_channels = _positive_int(in_channels, "in_channels", owner)
-        self.hidden_channels = _positive_int(hidden_channels, "hidden_channels", owner)
-        self.kernel_size = _pair(kernel_size, owner)
-        self.bias = bool(bias)
-        self.padding = _padding_mode(padding, owner)
-        self.peephole = bool(peephole)
-        F_, kh, kw = hidden_channels, *self.kernel_size
-        self.weight_ih = nn.Parameter(torch.empty(4 * F_, in_channels, kh, kw))
-        self.weight_hh = nn.Parameter(torch.empty(4 * F_, F_, kh, kw))
-        if self.bias:
-            self.bias_ih = nn.Parameter(torch.empty(4 * F_))
-            self.bias_hh = nn.Parameter(torch.empty(4 * F_))
-        else:
-            self.register_parameter("bias_ih", None)
-            self.register_parameter("bias_hh", None)
-        if self.peephole:
-            self.weight_ci = nn.Parameter(torch.empty(F_, 1, 1))
-            self.weight_cf = nn.Parameter(torch.empty(F_, 1, 1))
-            self.weight_co = nn.Parameter(torch.empty(F_, 1, 1))
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        """Draw every parameter from ``U(-1/sqrt(F), 1/sqrt(F))``, as ``nn.LSTMCell`` does."""
-        _init_uniform(self, self.hidden_channels)
-
-    def output_size(self, height: int, width: int) -> tuple[int, int]:
-        """The ``(H', W')`` of ``h`` for ``(H, W)`` frames: unchanged for 'same', shrunk for 'valid'."""
-        return _check_grid(height, width, self.kernel_size, self.padding, "ConvLSTMCell")
-
-    def forward(
-        self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        check_shape(
-            x, "B C H W", what="ConvLSTMCell input", C=self.in_channels,
-            hint="The cell takes one frame per clip; for a whole (B, T, C, H, W) clip use ConvLSTM.",
-        )
-        check_float(x, "ConvLSTMCell input", like=self.weight_ih)
-        B, C, H, W = x.shape
-        _check_pixels(x, "B C H W", "ConvLSTMCell input")
-        Ho, Wo = _check_grid(H, W, self.kernel_size, self.padding, "ConvLSTMCell", tuple(x.shape))
-        F_ = self.hidden_channels
-        if state is None:
-            h = c = x.new_zeros(B, F_, Ho, Wo)
-        else:
-            h, c = _unpack_state(state, (B, F_, Ho, Wo), "B F H' W'", "ConvLSTMCell", like=x)
-        bias = None if self.bias_ih is None else self.bias_ih + self.bias_hh
-        gates = conv2d_padded(x, self.weight_ih, bias, self.padding)  # (B, 4F, H', W')
-        gates = gates + conv2d_padded(h, self.weight_hh, None, "same")  # (B, 4F, H', W')
-        peephole = (self.weight_ci, self.weight_cf, self.weight_co) if self.peephole else None
-        return lstm_update(gates, c, peephole)
-
-    def extra_repr(self) -> str:
-        s = f"{self.in_channels}, {self.hidden_channels}, kernel_size={self.kernel_size}, padding={self.padding!r}"
-        if not self.bias:
-            s += ", bias=False"
-        if self.peephole:
-            s += ", peephole=True"
-        return s
-
-
-def _check_grid(H: int, W: int, kernel_size: tuple[int, int], padding: str, owner: str,
-                shape: tuple[int, ...] | None = None) -> tuple[int, int]:
-    """The output grid ``(H', W')``, or an error when 'valid' padding leaves nothing of the frame."""
-    if padding == "same":
-        return H, W
-    kh, kw = kernel_size
-    if H < kh or W < kw:
-        raise ShapeError(
-            f"{owner}: frames of H={H}, W={W}{f' (input {shape})' if shape else ''} are smaller than the {kh}x{kw} kernel, so "
-            "padding='valid' leaves no pixel. Use padding='same', a smaller kernel, or bigger frames."
-        )
-    return H - kh + 1, W - kw + 1
-
-
-def _check_pixels(x: torch.Tensor, axes: str, what: str) -> None:
-    """Frames need at least one pixel: a convolution over an empty grid fails deep inside torch."""
-    H, W = x.shape[-2:]
-    if H == 0 or W == 0:
-        raise ShapeError(f"{what}: expected ({', '.join(axes.split())}) with frames of at least 1x1 pixels, "
-                         f"got {tuple(x.shape)} (H={H}, W={W}).")
-
-
-def _unpack_state(state, expected: tuple[int, ...], axes: str, owner: str,
-                  like: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Check that ``state`` is a pair ``(h, c)`` of tensors shaped ``expected`` (and, given the
-    input ``like``, of its dtype and device); return it."""
-    if not isinstance(state, (tuple, list)) or len(state) != 2:
-        raise ValueError(
-            f"{owner}: state must be a pair (h, c) of tensors shaped {describe(expected, axes)}, "
-            f"got {type(state).__name__}{'' if not isinstance(state, (tuple, list)) else f' of length {len(state)}'}. "
-            "Pass state=None to start from zeros."
-        )
-    for name, s in zip("hc", state):
-        if not isinstance(s, torch.Tensor):
-            raise TypeError(f"{owner}: state {name} must be a torch.Tensor, got {type(s).__name__}.")
-        if tuple(s.shape) != expected:
-            raise ShapeError(
-                f"{owner}: state {name} should be {describe(expected, axes)}, got {tuple(s.shape)}. "
-                "It must match this input's batch and output grid; pass state=None to start "
-                "from zeros, or the state that the previous call returned."
-            )
-        if like is not None:
-            # The state meets the input in one convolution: same dtype, same device.
-            check_float(s, f"{owner}: state {name}", like=like, like_name="the input",
-                        fix="Pass the state that the previous call returned on this input, or state=None.")
-    return state[0], state[1]
-
-
-# --- the sequence layer ------------------------------------------------------------------------
+__all__ = ["ConvLSTMCell", "ConvLSTM", "keras_state_dict", "conv2d_padded", "same_padding", "lstm_update"]
 
 
 class ConvLSTM(nn.Module):
@@ -370,13 +117,13 @@ class ConvLSTM(nn.Module):
     ) -> None:
         super().__init__()
         owner = "ConvLSTM"
-        self.in_channels = _positive_int(in_channels, "in_channels", owner)
-        self.hidden_channels = _positive_int(hidden_channels, "hidden_channels", owner)
-        self.kernel_size = _pair(kernel_size, owner)
-        self.num_layers = _positive_int(num_layers, "num_layers", owner)
+        self.in_channels = check_number(in_channels, "in_channels", integer=True, low=1, owner=owner)
+        self.hidden_channels = check_number(hidden_channels, "hidden_channels", integer=True, low=1, owner=owner)
+        self.kernel_size = kernel_pair(kernel_size, owner)
+        self.num_layers = check_number(num_layers, "num_layers", integer=True, low=1, owner=owner)
         self.bias = bool(bias)
         self.batch_first = bool(batch_first)
-        self.padding = _padding_mode(padding, owner)
+        self.padding = padding_mode(padding, owner)
         self.peephole = bool(peephole)
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout <= 1:
             raise ValueError(f"{owner}: dropout must be a probability in [0, 1], got {dropout!r}.")
@@ -413,7 +160,7 @@ class ConvLSTM(nn.Module):
 
     def reset_parameters(self) -> None:
         """Draw every parameter from ``U(-1/sqrt(F), 1/sqrt(F))``, as ``nn.LSTM`` does."""
-        _init_uniform(self, self.hidden_channels)
+        init_uniform(self, self.hidden_channels)
 
     @classmethod
     def from_keras(cls, keras_layers, batch_first: bool = True) -> "ConvLSTM":
@@ -438,25 +185,8 @@ class ConvLSTM(nn.Module):
         >>> bool((got - want).abs().max() < 1e-5)
         True
         """
-        layers = list(keras_layers) if isinstance(keras_layers, (list, tuple)) else [keras_layers]
-        if not layers:
-            raise ValueError("ConvLSTM.from_keras: got no layers; pass a ConvLSTM2D layer or a list of them.")
-        for k, layer in enumerate(layers):
-            _check_keras_layer(layer, k)
-        first = layers[0]
-        filters, kernel, padding = first.filters, tuple(first.kernel_size), first.padding.lower()
-        for k, layer in enumerate(layers[1:], start=1):
-            if (layer.filters, tuple(layer.kernel_size), layer.padding.lower()) != (filters, kernel, padding):
-                raise ValueError(
-                    f"ConvLSTM.from_keras: layer {k} has filters={layer.filters}, kernel_size="
-                    f"{tuple(layer.kernel_size)}, padding={layer.padding!r}, but layer 0 has "
-                    f"{filters}, {kernel}, {padding!r}. One ConvLSTM stacks identical layers; "
-                    "convert differing layers one at a time and chain the ConvLSTMs."
-                )
-        state = keras_state_dict(layers)
-        in_channels = state["weight_ih_l0"].shape[1]
-        rnn = cls(in_channels, filters, kernel, num_layers=len(layers), bias=bool(first.use_bias),
-                  batch_first=batch_first, padding=padding)
+        kwargs, state = keras_arguments(keras_layers)
+        rnn = cls(**kwargs, batch_first=batch_first)
         rnn.load_state_dict(state)
         return rnn
 
@@ -466,7 +196,7 @@ class ConvLSTM(nn.Module):
         >>> ConvLSTM(3, 8, kernel_size=5, padding="valid").output_size(32, 32)
         (28, 28)
         """
-        return _check_grid(height, width, self.kernel_size, self.padding, "ConvLSTM")
+        return output_grid(height, width, self.kernel_size, self.padding, "ConvLSTM")
 
     def _check_input(self, x) -> None:
         axes = "B T C H W" if self.batch_first else "T B C H W"
@@ -486,7 +216,7 @@ class ConvLSTM(nn.Module):
                 f"ConvLSTM input: expected {axes} with at least one clip and one frame, got "
                 f"{tuple(x.shape)}."
             )
-        _check_pixels(x, axes, "ConvLSTM input")
+        check_pixels(x, axes, "ConvLSTM input")
         check_float(x, "ConvLSTM input", like=self.weight_ih_l0)
 
     def _layer_params(self, k: int):
@@ -503,12 +233,12 @@ class ConvLSTM(nn.Module):
         # Inside, time comes first, (T, B, ...), as in cuDNN's LSTM: step t is then seq[t].
         seq = x.transpose(0, 1) if self.batch_first else x                 # (T, B, C, H, W)
         T, B, C, H, W = seq.shape
-        Ho, Wo = _check_grid(H, W, self.kernel_size, self.padding, "ConvLSTM", tuple(x.shape))
+        Ho, Wo = output_grid(H, W, self.kernel_size, self.padding, "ConvLSTM", tuple(x.shape))
         L, F_ = self.num_layers, self.hidden_channels
         if state is None:
             h0 = c0 = None
         else:
-            h0, c0 = _unpack_state(state, (L, B, F_, Ho, Wo), "num_layers B F H' W'", "ConvLSTM", like=x)
+            h0, c0 = unpack_state(state, (L, B, F_, Ho, Wo), "num_layers B F H' W'", "ConvLSTM", like=x)
         run_layer = self._layer_hoisted if self._hoists(x) else self._layer_per_step
 
         h_n, c_n = [], []
@@ -583,71 +313,3 @@ class ConvLSTM(nn.Module):
         if self.peephole:
             s += ", peephole=True"
         return s
-
-
-# --- Keras ConvLSTM2D weights -------------------------------------------------------------------
-
-
-def keras_state_dict(keras_layers) -> dict[str, torch.Tensor]:
-    """The :class:`ConvLSTM` state dict that holds the weights of Keras ``ConvLSTM2D`` layers.
-
-    ``keras_layers`` is one layer or a list (a stack: layer ``k`` becomes ``*_l{k}``), each a
-    built ``ConvLSTM2D`` or its ``get_weights()`` list ``[kernel, recurrent_kernel, bias]``.
-    Keras' ``kernel`` ``(kh, kw, C, 4F)`` is ``weight_ih`` ``(4F, C, kh, kw)``, a permute; its
-    gates i, f, c, o are ``nn.LSTM``'s i, f, g, o, so no reordering. Its one ``bias`` becomes
-    ``bias_ih``, and ``bias_hh`` is zero: only their sum enters the gates.
-
-    >>> import numpy as np
-    >>> kernel = np.zeros((3, 3, 2, 4 * 5), dtype="float32")           # (kh, kw, C, 4F)
-    >>> recurrent = np.zeros((3, 3, 5, 4 * 5), dtype="float32")        # (kh, kw, F, 4F)
-    >>> state = keras_state_dict([[kernel, recurrent, np.zeros(20, dtype="float32")]])
-    >>> {name: tuple(w.shape) for name, w in state.items()}
-    {'weight_ih_l0': (20, 2, 3, 3), 'weight_hh_l0': (20, 5, 3, 3), 'bias_ih_l0': (20,), 'bias_hh_l0': (20,)}
-    >>> ConvLSTM(2, 5, kernel_size=3).load_state_dict(state)
-    <All keys matched successfully>
-    """
-    layers = keras_layers if isinstance(keras_layers, (list, tuple)) else [keras_layers]
-    # A bare weight list ([kernel, recurrent, bias]) for one layer is a list of arrays, not of layers.
-    if layers and all(hasattr(w, "shape") for w in layers):
-        layers = [layers]
-    state = {}
-    for k, layer in enumerate(layers):
-        weights = layer.get_weights() if hasattr(layer, "get_weights") else layer
-        weights = [torch.as_tensor(np.asarray(w, dtype=np.float32)) for w in weights]
-        if len(weights) not in (2, 3) or weights[0].dim() != 4 or weights[1].dim() != 4:
-            raise ValueError(
-                f"keras_state_dict: layer {k} should hold [kernel (kh, kw, C, 4F), recurrent_kernel "
-                f"(kh, kw, F, 4F), bias (4F,)], got shapes {[tuple(w.shape) for w in weights]}. "
-                "Is it a built ConvLSTM2D? Call it once, or layer.build((None, T, H, W, C)), first."
-            )
-        kernel, recurrent = weights[0], weights[1]
-        state[f"weight_ih_l{k}"] = kernel.permute(3, 2, 0, 1).contiguous()      # (4F, C, kh, kw)
-        state[f"weight_hh_l{k}"] = recurrent.permute(3, 2, 0, 1).contiguous()   # (4F, F, kh, kw)
-        if len(weights) == 3:
-            state[f"bias_ih_l{k}"] = weights[2]                                   # (4F,)
-            state[f"bias_hh_l{k}"] = torch.zeros_like(weights[2])
-    return state
-
-
-def _check_keras_layer(layer, k: int) -> None:
-    """Refuse, with the reason, a Keras layer whose numbers a ConvLSTM would not reproduce."""
-    name = type(layer).__name__
-    if name != "ConvLSTM2D":
-        raise TypeError(f"ConvLSTM.from_keras: layer {k} is a {name}, expected keras.layers.ConvLSTM2D")
-    problems = []
-    if tuple(layer.strides) != (1, 1) or tuple(layer.dilation_rate) != (1, 1):
-        problems.append(f"strides={tuple(layer.strides)} and dilation_rate={tuple(layer.dilation_rate)} (need 1)")
-    if layer.data_format != "channels_last":
-        problems.append(f"data_format={layer.data_format!r} (need 'channels_last', the default)")
-    for what, fn, want in (("activation", layer.activation, "tanh"),
-                           ("recurrent_activation", layer.recurrent_activation, "sigmoid")):
-        if getattr(fn, "__name__", None) != want:
-            problems.append(f"{what}={getattr(fn, '__name__', fn)!r} (need {want!r})")
-    if getattr(layer, "go_backwards", False):
-        problems.append("go_backwards=True (reverse the clip's time axis instead)")
-    if problems:
-        raise ValueError(f"ConvLSTM.from_keras: layer {k} ({layer.name}) computes something else: "
-                         + "; ".join(problems) + ".")
-    if not layer.built:
-        raise ValueError(f"ConvLSTM.from_keras: layer {k} ({layer.name}) has no weights yet; call it "
-                         "once, or layer.build((None, T, H, W, C)), first.")

@@ -19,9 +19,9 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from cnnlstm_edu.shapes import ShapeError, check_float, check_shape
-
-from .convlstm import _positive_int, _unpack_state  # the same argument and state checks
+from ..checks import check_number
+from ..shapes import ShapeError, check_float, check_shape
+from .state import unpack_state
 
 __all__ = ["LSTMGates", "LSTMCell", "LSTM"]
 
@@ -59,8 +59,8 @@ class LSTMCell(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, peephole: bool = False) -> None:
         super().__init__()
-        self.input_size = _positive_int(input_size, "input_size", "LSTMCell")
-        self.hidden_size = _positive_int(hidden_size, "hidden_size", "LSTMCell")
+        self.input_size = check_number(input_size, "input_size", integer=True, low=1, owner="LSTMCell")
+        self.hidden_size = check_number(hidden_size, "hidden_size", integer=True, low=1, owner="LSTMCell")
         self.bias = bool(bias)
         self.peephole = bool(peephole)
         I, H = input_size, hidden_size
@@ -100,7 +100,7 @@ class LSTMCell(nn.Module):
         if state is None:
             h = c = x.new_zeros(B, H)
         else:
-            h, c = _unpack_state(state, (B, H), "B H", "LSTMCell", like=x)
+            h, c = unpack_state(state, (B, H), "B H", "LSTMCell", like=x)
 
         # Row blocks of the stacked weights, one per gate, in nn.LSTM's order i, f, g, o.
         W_ii, W_if, W_ig, W_io = self.weight_ih.chunk(4)  # (H, I) each
@@ -179,7 +179,7 @@ class LSTM(nn.Module):
         if T == 0:
             raise ShapeError(f"LSTM input: expected ({', '.join(axes.split())}) with at least one time step, got {tuple(x.shape)}.")
         if state is not None:
-            h0, c0 = _unpack_state(state, (1, B, H), "num_layers B H", "LSTM", like=x)
+            h0, c0 = unpack_state(state, (1, B, H), "num_layers B H", "LSTM", like=x)
             state = (h0[0], c0[0])  # (B, H) each: the cell has no layer axis
 
         hs, steps = [], []

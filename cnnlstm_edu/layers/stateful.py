@@ -23,9 +23,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from ..shapes import ShapeError, check_float, describe, module_error
-from .convlstm import ConvLSTMCell
-from .lstm import LSTMCell
+from ..axes import format_shape, recurrent_contract, sequence_axes
+from ..shapes import ShapeError, check_float, translate_errors
 
 __all__ = ["Stateful", "feed_in_chunks"]
 
@@ -56,12 +55,8 @@ def _takes_two_arguments(module: nn.Module) -> bool:
 
 def _is_cell(module: nn.Module) -> bool:
     """A one-step cell, called as ``state = cell(x_t, state)``: torch's three and ours."""
-    return isinstance(module, (nn.RNNCellBase, LSTMCell, ConvLSTMCell))
-
-
-def _step_rank(cell: nn.Module) -> int:
-    """The rank of one batched step a cell reads: ``(B, I)``, or ``(B, C, H, W)`` for a ConvLSTMCell."""
-    return 4 if isinstance(cell, ConvLSTMCell) else 2
+    contract = recurrent_contract(module)
+    return contract is not None and not contract.sequence
 
 
 def _refuse_bidirectional(rnn: nn.Module) -> None:
@@ -176,29 +171,21 @@ class Stateful(nn.Module):
 
     def _axes(self, x: torch.Tensor) -> str:
         """The input's axes as the wrapped layer reads them, e.g. ``(B=2, T=4, I=3)``."""
-        sequence = {2: ["T", "I"], 3: ["B", "T", "I"], 5: ["B", "T", "C", "H", "W"]}
-        if self.is_cell:  # a chunk of steps, or by mistake a single step
-            sequence = {2: ["B", "I"], 3: ["B", "T", "I"], 4: ["B", "C", "H", "W"], 5: ["B", "T", "C", "H", "W"]}
-        names = sequence.get(x.dim())
-        if names is not None and not self._batch_first() and x.dim() >= 3:
-            names = [names[1], names[0], *names[2:]]  # time-major: (T, B, ...)
-        return describe(x.shape, names)
+        contract = recurrent_contract(self.rnn)
+        if self.is_cell and x.dim() == contract.batched_rank:  # by mistake, a single step
+            return format_shape(x.shape, ("B", "C", "H", "W") if contract.grid else ("B", "I"))
+        return format_shape(x.shape, sequence_axes(x.dim(), self._batch_first(), feature="I"))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"Stateful expects a tensor, a chunk of a sequence, got {type(x).__name__}")
         stored = _first_tensor(self.state) if self.state is not None else None
         self._check_chunk(x, stored)
-        try:
+        # nn.LSTM and friends speak of sizes only; say which chunk came and what was stored.
+        held = "no stored state" if stored is None else f"the stored state {tuple(stored.shape)}"
+        with translate_errors(lambda: f"Stateful({type(self.rnn).__name__}) got the chunk {self._axes(x)}, "
+                                      f"with {held}"):
             output, state = self._run_cell(x) if self.is_cell else self._run_layer(x)
-        except RuntimeError as e:
-            # nn.LSTM and friends speak of sizes only; say which chunk came and what was stored.
-            held = "no stored state" if stored is None else f"the stored state {tuple(stored.shape)}"
-            error = module_error(e, f"Stateful({type(self.rnn).__name__}) got the chunk {self._axes(x)}, "
-                                    f"with {held}")
-            if error is None:
-                raise
-            raise error from e
         self.state = state
         return output
 
@@ -226,7 +213,7 @@ class Stateful(nn.Module):
     def _check_chunk(self, x: torch.Tensor, stored: torch.Tensor | None) -> None:
         """Refuse, before the call, a chunk that would not continue the stored stream."""
         cell = self.is_cell
-        if cell and x.dim() < _step_rank(self.rnn) + 1:
+        if cell and x.dim() <= recurrent_contract(self.rnn).batched_rank:
             raise ShapeError(
                 f"Stateful({type(self.rnn).__name__}): a cell takes one step at a time, so Stateful feeds it "
                 f"a chunk of steps (B, T, ...) and loops over T; got {self._axes(x)}, a single step. Add "

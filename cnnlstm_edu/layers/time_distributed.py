@@ -21,7 +21,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..shapes import ShapeError, describe, fold_time, module_error, unfold_time
+from ..axes import format_shape, sequence_axes
+from ..shapes import ShapeError, fold_time, translate_errors, unfold_time
 
 __all__ = ["TimeDistributed"]
 
@@ -87,20 +88,20 @@ class TimeDistributed(nn.Module):
                 f"input should be (B, T, {', '.join(wanted[1:])}); got {tuple(x.shape)}, whose frames are "
                 f"{tuple(frames.shape)}. Frames without a channel axis (B, T, H, W) need x.unsqueeze(2)."
             )
-        try:
-            y = self.module(frames)
-        except RuntimeError as e:
+
+        def what() -> str:
             # The module's own message speaks of the frames it got, (B*T, ...); a learner passed
-            # (B, T, ...). Name both, keep torch's words, and chain the original.
-            frame = f"({rows}={frames.shape[0]}, " + ", ".join(map(str, frames.shape[1:])) + ")"
-            error = module_error(
-                e, f"TimeDistributed({name}, mode={self.mode!r}) got {describe(x.shape, _axes(x))} and passed "
-                   f"{name} frames {frame}",
-                hint=f"Each frame is x[:, t], of shape {tuple(x.shape[2:])}: build the module for "
-                     "that shape (Conv2d's in_channels = C, Linear's in_features = the last axis).")
-            if error is None:
-                raise
-            raise error from e
+            # (B, T, ...). Name both; translate_errors keeps torch's words and chains the original.
+            frame = format_shape(frames.shape, (rows,) + (None,) * (frames.dim() - 1))
+            return (f"TimeDistributed({name}, mode={self.mode!r}) got "
+                    f"{format_shape(x.shape, sequence_axes(x.dim()))} and passed {name} frames {frame}")
+
+        def hint() -> str:
+            return (f"Each frame is x[:, t], of shape {tuple(x.shape[2:])}: build the module for that "
+                    "shape (Conv2d's in_channels = C, Linear's in_features = the last axis).")
+
+        with translate_errors(what, hint):
+            y = self.module(frames)
         if not isinstance(y, torch.Tensor):
             raise TypeError(
                 f"TimeDistributed needs the wrapped module to return one tensor per frame; "
@@ -125,8 +126,3 @@ def _first_layer(module: nn.Module) -> nn.Module:
         module = module[0]
     return module
 
-
-def _axes(x: torch.Tensor) -> list[str]:
-    """Axis names for a (B, T, ...) input: B, T, then C, H, W for a video, F for features."""
-    rest = {1: ["F"], 3: ["C", "H", "W"]}.get(x.dim() - 2, [f"d{i}" for i in range(x.dim() - 2)])
-    return ["B", "T"] + rest
