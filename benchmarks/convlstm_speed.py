@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cnnlstm_edu.bench import time_once_ms  # noqa: E402
 from cnnlstm_edu.layers.convlstm import ConvLSTM  # noqa: E402
 from common import hardware  # noqa: E402
 
@@ -92,19 +92,6 @@ SIZES = [
     Size(B=16, T=10, C=32, H=32, W=32, F=64, k=3),   # Moving-MNIST-like forecaster features
 ]
 QUICK_SIZES = [Size(B=2, T=3, C=2, H=5, W=5, F=4, k=3)]
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _time_ms(fn, device: torch.device) -> float:
-    _sync(device)
-    start = time.perf_counter()
-    fn()
-    _sync(device)
-    return 1000 * (time.perf_counter() - start)
 
 
 STRATEGIES = ("per_step", "hoisted")
@@ -166,7 +153,7 @@ def bench_size(size: Size, device: torch.device, repeats: int, warmup: int) -> d
         for name, model in contenders.items():
             ours.input_conv = name if name in STRATEGIES else "auto"
             for kind, fn in (("train", train_step), ("infer", inference)):
-                ms = _time_ms(lambda: fn(model), device)
+                ms = time_once_ms(lambda: fn(model))
                 if i >= warmup:
                     times[name, kind].append(ms)
     ours.input_conv = "auto"

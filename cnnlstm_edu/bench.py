@@ -20,9 +20,11 @@ The same numbers come from lesson 02, ``python -m cnnlstm_edu bench``, and
 
 from __future__ import annotations
 
+import logging
 import statistics
-import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -30,31 +32,67 @@ from torch import nn
 from .layers.time_distributed import TimeDistributed
 from .models.encoders import FrameCNN
 
-__all__ = ["fold_vs_loop", "format_table", "time_ms"]
+__all__ = ["fold_vs_loop", "format_table", "time_ms", "time_once_ms"]
 
 
-def time_ms(fn: Callable[[], object], device: torch.device, min_time: float = 0.2, min_runs: int = 5) -> float:
-    """Median milliseconds per call of ``fn``: two warm-up calls (allocator, cuDNN's choice of
-    algorithm), then calls until ``min_time`` seconds and ``min_runs`` calls have passed. A GPU
-    runs asynchronously, so each call is followed by a synchronisation before the clock stops.
+@contextmanager
+def _quiet(logger_name: str):
+    """Silence one logger (and warnings) for the ``with`` block, then put its level back."""
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
 
-    >>> time_ms(lambda: sum(range(1000)), torch.device("cpu"), min_time=0.01) > 0
+
+def _benchmark_utils():
+    """``torch.utils.benchmark``, imported on first use. Its import looks for a CUDA toolkit and,
+    on a machine with a CUDA_HOME but no GPU, logs a warning that says nothing about timing."""
+    with _quiet("torch.utils.cpp_extension"):
+        import torch.utils.benchmark as benchmark
+        from torch.utils.benchmark.utils.timer import timer
+    return benchmark.Timer, timer
+
+
+def time_ms(fn: Callable[[], object], min_time: float = 0.2, min_runs: int = 5) -> float:
+    """Median milliseconds per call of ``fn``, measured by ``torch.utils.benchmark.Timer``.
+
+    Two warm-up calls first (the allocator, cuDNN's choice of algorithm); then the Timer's
+    ``blocked_autorange`` runs blocks of calls until ``min_time`` seconds have passed, with the
+    block size chosen so that the clock's own cost is negligible, and at least ``min_runs``
+    blocks. A GPU runs asynchronously: the Timer synchronises the accelerator before reading
+    the clock.
+
+    >>> time_ms(lambda: sum(range(1000)), min_time=0.01) > 0
     True
     """
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
+    Timer, _ = _benchmark_utils()
     for _ in range(2):
         fn()
-    sync()
-    times, start = [], time.perf_counter()
-    while len(times) < min_runs or time.perf_counter() - start < min_time:
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t0)
+    timer = Timer(stmt="fn()", globals={"fn": fn})
+    measurement = timer.blocked_autorange(min_run_time=min_time)
+    times = list(measurement.times)                   # seconds per call, one per block
+    while len(times) < min_runs:                      # a slow fn: fewer blocks than asked for
+        times += timer.timeit(measurement.number_per_run).times
     return statistics.median(times) * 1e3
+
+
+def time_once_ms(fn: Callable[[], object]) -> float:
+    """Milliseconds of one call of ``fn``, between two synchronisations of the accelerator
+    (``torch.utils.benchmark``'s clock). For benchmarks that interleave their contenders call by
+    call and take the median themselves.
+
+    >>> time_once_ms(lambda: sum(range(1000))) > 0
+    True
+    """
+    _, clock = _benchmark_utils()
+    start = clock()
+    fn()
+    return (clock() - start) * 1e3
 
 
 def fold_vs_loop(batch_sizes: Iterable[int] = (1, 8, 64, 256), steps: Iterable[int] = (4, 16),
@@ -87,8 +125,8 @@ def fold_vs_loop(batch_sizes: Iterable[int] = (1, 8, 64, 256), steps: Iterable[i
                 return lambda: module(x)
 
             with torch.set_grad_enabled(backward):
-                fold_ms = time_ms(run(fold), device, min_time)
-                loop_ms = time_ms(run(loop), device, min_time)
+                fold_ms = time_ms(run(fold), min_time)
+                loop_ms = time_ms(run(loop), min_time)
             rows.append({"batch": B, "steps": T, "frames": B * T, "fold_ms": fold_ms,
                          "loop_ms": loop_ms, "loop_over_fold": loop_ms / fold_ms,
                          "device": str(device), "backward": backward})
