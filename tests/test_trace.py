@@ -171,6 +171,9 @@ def test_bad_arguments():
         trace_shapes(nn.Identity(), video(), axes="B T F")
     with pytest.raises(TypeError, match="nn.Module"):
         trace_shapes(lambda x: x, video())
+    for depth in (-1, 1.5, "2", True):
+        with pytest.raises(ValueError, match=r"trace_shapes: depth must be a whole number of at least 0"):
+            trace_shapes(nn.Identity(), video(), depth=depth)
 
 
 # --- warnings: legal code that is almost surely wrong ---------------------------------------------
