@@ -4,27 +4,37 @@ Training runs here are 1-3 s long and score the end on a slice of the test set, 
 file stays within a minute or so on a 2-core CPU.
 """
 
+import os
 import socket
 import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import gradio as gr
 import numpy as np
 import pytest
 import torch
 
 from cnnlstm_edu import load_checkpoint
-from cnnlstm_edu.app import build_demo, launch
-from cnnlstm_edu.app import demo as app
+from cnnlstm_edu.app import build_demo, launch, server, shapes_tab, train_tab, try_tab
+from cnnlstm_edu.app.demo import close_session
 from cnnlstm_edu.app.shape_lab import MISTAKES, break_it, check_dims, shape_report
-from cnnlstm_edu.app.training import SESSIONS, Session, SessionRegistry, TrainSettings, quadrant_data, train_updates
+from cnnlstm_edu.app.session import Session, SessionRegistry
+from cnnlstm_edu.app.train_tab import TrainOutputs
+from cnnlstm_edu.app.training import TrainSettings, quadrant_data, train_updates
 from cnnlstm_edu.app.tryit import frames_strip, sketch_to_mnist, stream_beliefs
 from cnnlstm_edu.app.views import beliefs_html, curve_frame
 from cnnlstm_edu.data import QUADRANT_ORDERS, load_mnist, quadrant_sequences
 from cnnlstm_edu.models import build_model
 
 QUICK = dict(final_test=500, device="cpu")
+SESSIONS = SessionRegistry()                # the registry a page would get from build_demo
+
+
+def train(*args, **kwargs):
+    """The Train button's function, as build_demo wires it."""
+    return train_tab.train(SESSIONS, *args, **kwargs)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -42,13 +52,15 @@ def free_port() -> int:
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("batch_size", 0, "Batch size must be from 1"),
-    ("batch_size", -5, "Batch size must be from 1"),
+    ("batch_size", 0, "Batch size must be a whole number from 1 to 1024, got 0"),
+    ("batch_size", -5, "Batch size must be a whole number from 1"),
     ("batch_size", 12.5, "Batch size must be a whole number"),
-    ("batch_size", None, "Batch size is missing"),
-    ("hidden", 0, "Hidden size must be from 1"),
-    ("lr", 0, "Learning rate must be above 0"),
-    ("lr", -1e-3, "Learning rate must be above 0"),
+    ("batch_size", None, "Batch size must be a whole number from 1 to 1024, got None"),
+    ("batch_size", "64", "Batch size must be a whole number from 1 to 1024, got '64'"),
+    ("hidden", 0, "Hidden size must be a whole number from 1"),
+    ("lr", 0, "Learning rate must be a finite number above 0"),
+    ("lr", -1e-3, "Learning rate must be a finite number above 0"),
+    ("lr", [1e-3], "Learning rate must be a finite number above 0"),
     ("seconds", 0, "Time budget"),
     ("seconds", -3, "Time budget"),
     ("order", "1123", "Quadrant order must be one of"),
@@ -58,6 +70,32 @@ def free_port() -> int:
 def test_bad_settings_say_which_field_and_why(field, value, message):
     with pytest.raises(ValueError, match=message):
         TrainSettings(**{field: value})
+
+
+def test_a_run_is_bounded_by_its_steps_whatever_the_epochs():
+    """Issue 13 item 5: 50 epochs at batch size 1 (3 million steps) is refused, with the reason."""
+    with pytest.raises(ValueError, match=r"3,000,000 steps; a run here takes at most 20,000 steps"):
+        TrainSettings(epochs=50, seconds=None, batch_size=1)
+    with pytest.raises(ValueError, match="fewer epochs or a bigger batch"):
+        TrainSettings.from_form("CNN-LSTM", "1234", 128, 4e-3, 1, "epochs", 50)
+    assert TrainSettings(epochs=40, seconds=None, batch_size=128).steps() == 18750      # allowed
+    outputs = list(train(None, "CNN-LSTM", "1234", 128, 4e-3, 1, "epochs", 50))
+    assert len(outputs) == 1 and "at most 20,000 steps" in outputs[0][1]
+
+
+def test_an_epoch_budget_is_also_cut_at_the_hour(monkeypatch):
+    from cnnlstm_edu.app import settings, training
+
+    seen = {}
+    real_fit = training.fit
+
+    def fit(*args, **kwargs):
+        seen.update(kwargs)
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(training, "fit", fit)
+    list(train_updates(Session(), TrainSettings(epochs=0.005, seconds=None, **QUICK)))
+    assert seen["epochs"] == 0.005 and seen["time_budget"] == settings.MAX_SECONDS == 3600
 
 
 def test_settings_from_the_form():
@@ -109,8 +147,8 @@ def test_convlstm_run_by_epochs():
 
 
 def test_model_choice_sets_its_default_hidden_size():
-    assert app.model_changed("CNN-LSTM") == 128 and app.model_changed("CNN-ConvLSTM") == 32
-    assert app.budget_changed("epochs") == 1 and app.budget_changed("seconds") == 15
+    assert train_tab.model_changed("CNN-LSTM") == 128 and train_tab.model_changed("CNN-ConvLSTM") == 32
+    assert train_tab.budget_changed("epochs") == 1 and train_tab.budget_changed("seconds") == 15
 
 
 def test_stop_ends_training_within_a_second_and_keeps_the_model():
@@ -156,7 +194,7 @@ def test_closing_a_session_stops_its_run_and_frees_the_model():
 
 
 def _last(outputs) -> dict:
-    return dict(zip(app._TRAIN_OUTPUTS, outputs[-1]))
+    return dict(zip(TrainOutputs.names(), outputs[-1]))
 
 
 TINY = ("CNN-LSTM", "1234", 16, 4e-3, 128, "epochs", 0.005)           # 300 digits: 3 steps
@@ -164,7 +202,7 @@ TINY = ("CNN-LSTM", "1234", 16, 4e-3, 128, "epochs", 0.005)           # 300 digi
 
 def test_download_model_is_the_sessions_model_and_goes_with_the_tab():
     session = Session()
-    end = _last(list(app.train(session, *TINY, options=QUICK)))
+    end = _last(list(train(session, *TINY, options=QUICK)))
     button = end["download"]
     path = Path(button.value["path"])
     assert button.interactive and path.suffix == ".safetensors"
@@ -201,29 +239,57 @@ def _failing_fit(monkeypatch, error: BaseException, after: int = 1):
 def test_an_exception_mid_run_is_a_message_in_that_tab(monkeypatch, error, says):
     _failing_fit(monkeypatch, error)
     session = Session()
-    outputs = list(app.train(session, *TINY[:-2], "seconds", 30, options=QUICK))
+    outputs = list(train(session, *TINY[:-2], "seconds", 30, options=QUICK))
     end = _last(outputs)
     assert says in end["status"] and "Traceback" not in end["status"]
     assert len(outputs) >= 2 and "Starting" in _last(outputs[:1])["status"]   # it had begun
     assert session.model is None and not session.running and "failed" in session.freed
     assert not end["download"].interactive
     monkeypatch.undo()
-    assert "Done" in _last(list(app.train(session, *TINY, options=QUICK)))["status"]   # and it can train again
+    assert "Done" in _last(list(train(session, *TINY, options=QUICK)))["status"]   # and it can train again
 
 
 def test_stop_cancels_a_run_still_waiting_in_the_queue():
     session = Session()
-    assert app.stop(session) == "Nothing is training in this tab."
-    app.queued(session)                                                  # Train pressed; not started yet
-    assert "Cancelled" in app.stop(session)
-    outputs = list(app.train(session, *TINY, options=QUICK))             # its turn comes
+    assert train_tab.stop(session) == "Nothing is training in this tab."
+    ticket = train_tab.press(session)                                    # Train pressed; not started yet
+    assert "Cancelled" in train_tab.stop(session)
+    outputs = list(train(session, *TINY, options=QUICK, ticket=ticket))  # its turn comes
     assert len(outputs) == 1 and "Stopped before it started" in _last(outputs)["status"]
     assert session.model is None
-    app.queued(session)                                                  # the next press trains
-    assert "Done" in _last(list(app.train(session, *TINY, options=QUICK)))["status"]
-    assert app.stop(session) == "Nothing is training in this tab."       # and a late Stop cancels nothing
-    app.queued(session)
-    assert "Done" in _last(list(app.train(session, *TINY, options=QUICK)))["status"]
+    ticket = train_tab.press(session)                                    # the next press trains
+    assert "Done" in _last(list(train(session, *TINY, options=QUICK, ticket=ticket)))["status"]
+    assert train_tab.stop(session) == "Nothing is training in this tab."  # and a late Stop cancels nothing
+    ticket = train_tab.press(session)
+    assert "Done" in _last(list(train(session, *TINY, options=QUICK, ticket=ticket)))["status"]
+
+
+def test_a_press_whose_run_never_came_cannot_cancel_a_later_press():
+    """Issue 13 item 4: a press the queue never ran (dropped, or refused as a second run) must
+    not make a later Stop cancel the next press."""
+    session = Session()
+    lost = train_tab.press(session)                                      # its run never arrives
+    assert "Cancelled" in train_tab.stop(session)                         # Stop cancels that one...
+    ticket = train_tab.press(session)                                    # ...not the press after it
+    assert "Done" in _last(list(train(session, *TINY, options=QUICK, ticket=ticket)))["status"]
+    assert lost < ticket
+
+
+def test_a_second_run_of_one_tab_is_refused_as_its_own_and_leaves_the_first_alone():
+    """Issue 13 item 7: two Train requests at once from one session."""
+    session = Session()
+    first = train(session, *TINY[:-2], "seconds", 30, options=QUICK)
+    assert "Starting" in _last([next(first)])["status"]                  # the first run holds the tab
+    model = session.model
+    second = list(train(session, *TINY, options=QUICK))
+    status = _last(second)["status"]
+    assert len(second) == 1 and "already training" in status and "dropped" not in status
+    assert not isinstance(_last(second)["download"], gr.DownloadButton)   # the first run's, untouched
+    assert session.model is model and session.running and session.freed == ""
+    session.stop.set()
+    end = _last(list(first))
+    assert "Stopped" in end["status"] and end["download"].interactive    # the first run saved its model
+    assert Path(session.checkpoint).exists()
 
 
 def test_only_max_models_stay_in_memory_least_recently_used_idle_freed_first(monkeypatch):
@@ -233,13 +299,13 @@ def test_only_max_models_stay_in_memory_least_recently_used_idle_freed_first(mon
     tabs = [SESSIONS.attach(None, f"lru-{i}") for i in range(3)]
     try:
         for tab in tabs:
-            list(app.train(tab, *TINY, options=QUICK, request=SimpleNamespace(session_hash=tab.id)))
+            list(train(tab, *TINY, options=QUICK, request=SimpleNamespace(session_hash=tab.id)))
         assert [t.model is not None for t in tabs] == [False, True, True]
         assert "least recently used" in tabs[0].freed
-        message, *_ = app.try_test_digit(tabs[0], 0, "1234")
+        message, *_ = try_tab.try_test_digit(tabs[0], 0, "1234")
         assert "was freed" in message and "train again" in message
-        app.try_test_digit(tabs[1], 0, "1234")                           # tab 1 used: tab 2 is now the oldest
-        list(app.train(tabs[0], *TINY, options=QUICK, request=SimpleNamespace(session_hash=tabs[0].id)))
+        try_tab.try_test_digit(tabs[1], 0, "1234")                           # tab 1 used: tab 2 is now the oldest
+        list(train(tabs[0], *TINY, options=QUICK, request=SimpleNamespace(session_hash=tabs[0].id)))
         assert [t.model is not None for t in tabs] == [True, True, False]
     finally:
         for tab in tabs:
@@ -247,8 +313,8 @@ def test_only_max_models_stay_in_memory_least_recently_used_idle_freed_first(mon
 
 
 def test_bad_server_flags_are_one_line(capsys):
-    assert app.main(["--max-runs", "0"]) == 2
-    assert "max_runs must be a positive whole number" in capsys.readouterr().err
+    assert server.main(["--max-runs", "0"]) == 2
+    assert "max_runs must be a positive int, got 0" in capsys.readouterr().err
 
 
 def test_limits_are_checked_at_build_time():
@@ -259,8 +325,8 @@ def test_limits_are_checked_at_build_time():
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("batch_size", 4096, "Batch size must be from 1 to 1024"),
-    ("hidden", 256, "Hidden size must be from 1 to 128"),               # for the ConvLSTM
+    ("batch_size", 4096, "Batch size must be a whole number from 1 to 1024"),
+    ("hidden", 256, "Hidden size must be a whole number from 1 to 128"),               # for the ConvLSTM
 ])
 def test_per_run_memory_limits(field, value, message):
     with pytest.raises(ValueError, match=message):
@@ -268,7 +334,7 @@ def test_per_run_memory_limits(field, value, message):
 
 
 def test_train_handler_reports_bad_input_in_the_page():
-    outputs = list(app.train(None, "CNN-LSTM", "1234", 128, 4e-3, 0, "seconds", 5))
+    outputs = list(train(None, "CNN-LSTM", "1234", 128, 4e-3, 0, "seconds", 5))
     assert len(outputs) == 1
     status = outputs[0][1]
     assert "Cannot do that" in status and "Batch size" in status and "Traceback" not in status
@@ -329,18 +395,18 @@ def test_sketch_on_white_canvas_and_offset_strokes():
 def test_empty_sketch_is_a_clear_message(sketch):
     with pytest.raises(ValueError, match="canvas is empty"):
         sketch_to_mnist(sketch)
-    message, *images = app.try_sketch(None, sketch, "1234")
+    message, *images = try_tab.try_sketch(None, sketch, "1234")
     assert "canvas is empty" in message and images[0] is None
 
 
 def test_try_it_uses_the_sessions_model(trained_session):
     images, labels = load_mnist("test")
-    message, seen, frames, beliefs = app.try_sketch(trained_session, {"composite": _canvas(images[3].numpy())}, "1234")
+    message, seen, frames, beliefs = try_tab.try_sketch(trained_session, {"composite": _canvas(images[3].numpy())}, "1234")
     assert "This tab's model" in message and seen.shape == (168, 168) and frames.shape == (84, 354)
     assert beliefs.count("<tr>") == 5
-    message, *_ = app.try_test_digit(trained_session, 1, "4321")
+    message, *_ = try_tab.try_test_digit(trained_session, 1, "4321")
     assert "expect it to be confused" in message                         # trained on 1234
-    message, *_ = app.try_test_digit(trained_session, 10000, "1234")
+    message, *_ = try_tab.try_test_digit(trained_session, 10000, "1234")
     assert "Cannot do that" in message and "0 to 9999" in message
 
 
@@ -348,10 +414,10 @@ def test_try_it_without_a_model_trains_a_stand_in_once(monkeypatch):
     from cnnlstm_edu.app import tryit
     monkeypatch.setattr(tryit, "DEFAULT_MODEL_SECONDS", 0.5)
     monkeypatch.setattr(tryit, "_default_models", {})
-    message, *_ = app.try_test_digit(Session(), 0, "1234")
+    message, *_ = try_tab.try_test_digit(Session(), 0, "1234")
     assert "stand-in" in message
     assert len(tryit._default_models) == 1
-    app.try_test_digit(None, 5, "1234")
+    try_tab.try_test_digit(None, 5, "1234")
     assert len(tryit._default_models) == 1                               # reused, not retrained
 
 
@@ -386,12 +452,12 @@ def test_shape_report_and_failures():
 def test_bad_dims_are_a_message(dims):
     with pytest.raises(ValueError):
         check_dims(*dims)
-    message, table, figure = app.trace("CNN-LSTM", *dims)
+    message, table, figure = shapes_tab.trace("CNN-LSTM", *dims)
     assert "Cannot do that" in message and table == "" and figure is None
 
 
 def test_frames_too_small_for_the_cnn_are_a_message():
-    message, table, figure = app.trace("CNN-LSTM", 2, 4, 1, 3, 3)
+    message, table, figure = shapes_tab.trace("CNN-LSTM", 2, 4, 1, 3, 3)
     assert "Cannot do that" in message and "at least 4 pixels" in message
 
 
@@ -404,7 +470,7 @@ def test_every_mistake_breaks_and_is_diagnosed(key, model):
 
 
 def test_trace_handler_gives_table_and_figure():
-    message, table, figure = app.trace("CNN-LSTM", 2, 4, 1, 14, 14)
+    message, table, figure = shapes_tab.trace("CNN-LSTM", 2, 4, 1, 14, 14)
     assert "<table" in table and "lstm" in table and figure is not None
 
 
@@ -490,7 +556,7 @@ def test_two_sessions_train_at_once_without_seeing_each_other(served):
     # Each saw only its own run: the first update sets the Try-it order to the run's order.
     assert out_a[0][-2] == "1234" and out_b[0][-2] == "4321"
     assert all("Done" in out[-1][0] for out in (out_a, out_b))
-    sessions = {SESSIONS.get(c.session_hash) for c in (a, b)}
+    sessions = {served.sessions.get(c.session_hash) for c in (a, b)}
     assert len(sessions) == 2 and None not in sessions
     hidden = sorted(s.model.lstm.hidden_size for s in sessions)
     assert hidden == [32, 48]
@@ -513,8 +579,45 @@ def test_try_and_shape_endpoints(served, monkeypatch):
 def test_unload_frees_the_tabs_model():
     session = SESSIONS.attach(None, "closing-tab")
     session.model = torch.nn.Linear(2, 2)
-    app.close_session(SimpleNamespace(session_hash="closing-tab"))
+    close_session(SESSIONS, SimpleNamespace(session_hash="closing-tab"))
     assert session.model is None and SESSIONS.get("closing-tab") is None
+
+
+def test_checkpoints_of_a_server_that_was_killed_are_removed_at_start(tmp_path):
+    """Issue 13 item 8, at start: a folder whose process is gone is removed; a live one's is kept."""
+    import subprocess
+    import sys
+    from cnnlstm_edu.app.session import remove_stale_checkpoints
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    stale = tmp_path / f"cnnlstm-edu-ckpt-{dead}-abc"
+    (stale / "x.safetensors").parent.mkdir()
+    (stale / "x.safetensors").write_bytes(b"0" * 100)
+    live = tmp_path / f"cnnlstm-edu-ckpt-{os.getppid()}-def"
+    live.mkdir()
+    assert remove_stale_checkpoints(tmp_path) == [stale]
+    assert not stale.exists() and live.exists()
+
+
+def test_checkpoints_of_tabs_that_never_closed_are_removed_when_the_server_exits(tmp_path):
+    """Issue 13 item 8, at exit: a served app whose tab trained and never closed; the process exits."""
+    import subprocess
+    import sys
+
+    code = ("import torch\n"
+            "from cnnlstm_edu.app import build_demo, launch\n"
+            "from cnnlstm_edu.app.training import TrainSettings\n"
+            f"demo = launch(build_demo(device='cpu'), port={free_port()}, prevent_thread_lock=True, quiet=True)\n"
+            "tab = demo.sessions.attach(None, 'never-closed')\n"
+            "tab.model, tab.settings = torch.nn.Linear(2, 2), TrainSettings()\n"
+            "print(tab.save())\n")
+    env = dict(os.environ, TMPDIR=str(tmp_path), GRADIO_TEMP_DIR=str(tmp_path / "gradio"))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    saved = Path(out.stdout.strip().splitlines()[-1])
+    assert saved.name.endswith(".safetensors") and saved.parent.parent == tmp_path
+    assert not saved.parent.exists()                                     # removed when the server exited
 
 
 def test_importing_launches_nothing():

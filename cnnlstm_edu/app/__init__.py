@@ -7,6 +7,7 @@ launches nothing); ``launch(demo)`` serves it on 127.0.0.1:7860 (or ``$GRADIO_SE
 :mod:`.shape_lab` and :mod:`.views`.
 """
 
-from .demo import CSS, THEME, build_demo, launch, main
+from .demo import build_demo
+from .server import CSS, THEME, launch, main
 
 __all__ = ["CSS", "THEME", "build_demo", "launch", "main"]

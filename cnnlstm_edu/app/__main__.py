@@ -2,7 +2,7 @@
 
 import sys
 
-from .demo import main
+from .server import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -25,123 +25,24 @@ True
 
 from __future__ import annotations
 
-import copy
-import ctypes
-import gc
-import math
-import shutil
-import tempfile
 import threading
 import time
-import weakref
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 
 import torch
-from torch import nn
 
-from ..checkpoint import save_checkpoint
-from ..data import QUADRANT_ORDERS, load_mnist, quadrant_sequences
-from ..models import MODELS, build_model
+from ..data import load_mnist, quadrant_sequences
+from ..models import build_model
 from ..train import Event, device_name, evaluate, fit, predict, resolve_device, to_float
 from ..viz import Probe, confusion_matrix, probe
+from .session import Session, SessionBusy, release_memory
+from .settings import HIDDEN_FIELD, MODEL_CHOICES, PROBE_INDEX, TrainSettings
 
-__all__ = ["MODEL_CHOICES", "QuadrantData", "RunResult", "Session", "SessionRegistry", "SESSIONS",
+__all__ = ["HIDDEN_FIELD", "MODEL_CHOICES", "PROBE_INDEX", "QuadrantData", "RunResult", "Session", "SessionBusy",
            "TrainSettings", "TrainUpdate", "device_label", "predict", "quadrant_data", "release_memory",
            "train_updates", "warm_up"]
-
-# What the page shows -> the registry name build_model() takes.
-MODEL_CHOICES = {"CNN-LSTM": "cnn_lstm", "CNN-ConvLSTM": "cnn_convlstm"}
-# The config field that "hidden size" sets, and its default, per model.
-HIDDEN_FIELD = {"cnn_lstm": ("hidden_size", 128), "cnn_convlstm": ("hidden_channels", 32)}
-# Per-run limits: one tab must not take the memory of a shared server. Measured peaks of one
-# training step on a CPU (RSS): CNN-LSTM hidden 1024 at batch 1024, +0.7 GB; CNN-ConvLSTM
-# hidden 128 at batch 1024, +0.6 GB; at batch 4096 each needed about 2 GB.
-MAX_HIDDEN = {"cnn_lstm": 1024, "cnn_convlstm": 128}
-MAX_BATCH = 1024
-MAX_SECONDS = 3600
-MAX_EPOCHS = 50
-PROBE_INDEX = 0            # the test digit whose frames the Train tab shows (a 7)
-
-
-# --- settings -----------------------------------------------------------------------------------
-
-
-def _whole(value, name: str, low: int, high: int) -> int:
-    """A whole number in [low, high] from a form field (which may hand over 128.0 or None)."""
-    if value is None or isinstance(value, bool) or (isinstance(value, float) and not math.isfinite(value)):
-        raise ValueError(f"{name} is missing: enter a whole number from {low} to {high}.")
-    if float(value) != int(float(value)):
-        raise ValueError(f"{name} must be a whole number, got {value}.")
-    value = int(float(value))
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be from {low} to {high}, got {value}.")
-    return value
-
-
-def _positive(value, name: str, high: float) -> float:
-    if value is None or isinstance(value, bool) or not math.isfinite(float(value)):
-        raise ValueError(f"{name} is missing: enter a number above 0.")
-    value = float(value)
-    if not 0 < value <= high:
-        raise ValueError(f"{name} must be above 0 and at most {high:g}, got {value:g}.")
-    return value
-
-
-@dataclass
-class TrainSettings:
-    """Everything the Train tab asks for, checked: a bad value raises ``ValueError`` with a
-    message meant for the page."""
-
-    model: str = "cnn_lstm"        # registry name: "cnn_lstm" or "cnn_convlstm"
-    order: str = "1234"            # quadrant order, one of QUADRANT_ORDERS
-    hidden: int | None = None      # LSTM hidden units (ConvLSTM: hidden channels); None: the default
-    lr: float = 4e-3               # peak learning rate of the one-cycle schedule
-    batch_size: int = 128
-    seconds: float | None = 15.0   # time budget (training time, evaluation excluded)
-    epochs: float | None = None    # or a number of passes over the 60,000 digits
-    device: str = "auto"           # "auto": CUDA when there is a GPU
-    probe_index: int = PROBE_INDEX  # the test digit shown frame by frame
-    final_test: int | None = None  # score the end of a run on this many test digits (None: all 10,000)
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.model not in MODELS:
-            raise ValueError(f"Unknown model {self.model!r}: choose one of {sorted(MODELS)}.")
-        if self.order not in QUADRANT_ORDERS:
-            raise ValueError(f"Quadrant order must be one of {', '.join(QUADRANT_ORDERS)}, got {self.order!r}.")
-        if self.hidden is not None:
-            self.hidden = _whole(self.hidden, "Hidden size", 1, MAX_HIDDEN[self.model])
-        self.lr = _positive(self.lr, "Learning rate", 1.0)
-        self.batch_size = _whole(self.batch_size, "Batch size", 1, MAX_BATCH)
-        if self.seconds is None and self.epochs is None:
-            raise ValueError("Give a time budget in seconds or a number of epochs.")
-        if self.seconds is not None:
-            self.seconds = _positive(self.seconds, "Time budget (seconds)", MAX_SECONDS)
-        if self.epochs is not None:
-            self.epochs = _positive(self.epochs, "Epochs", MAX_EPOCHS)
-        self.probe_index = _whole(self.probe_index, "Probe digit", 0, 9999)
-
-    @classmethod
-    def from_form(cls, model_label: str, order: str, hidden, lr, batch_size, budget_kind: str,
-                  budget, **kwargs) -> TrainSettings:
-        """Build from the Train tab's fields: labels as shown, numbers as gradio hands them over."""
-        if model_label not in MODEL_CHOICES:
-            raise ValueError(f"Choose a model: {', '.join(MODEL_CHOICES)}.")
-        by_epochs = str(budget_kind).lower().startswith("epoch")
-        return cls(model=MODEL_CHOICES[model_label], order=order, hidden=hidden, lr=lr,
-                   batch_size=batch_size, seconds=None if by_epochs else budget,
-                   epochs=budget if by_epochs else None, **kwargs)
-
-    def model_config(self) -> dict:
-        if self.hidden is None:
-            return {}
-        return {HIDDEN_FIELD[self.model][0]: self.hidden}
-
-    def describe(self) -> str:
-        budget = f"{self.seconds:g} s" if self.seconds is not None else f"{self.epochs:g} epochs"
-        label = {v: k for k, v in MODEL_CHOICES.items()}[self.model]
-        return f"{label}, order {self.order}, batch {self.batch_size}, lr {self.lr:g}, {budget}"
 
 
 # --- data, loaded once per process ----------------------------------------------------------------
@@ -183,176 +84,6 @@ def quadrant_data(order: str = "1234") -> QuadrantData:
             _data[order] = QuadrantData(quadrant_sequences(train_images, order), train_y,
                                         quadrant_sequences(test_images, order), test_y, test_images, order)
         return _data[order]
-
-
-# --- sessions -----------------------------------------------------------------------------------
-
-
-class Session:
-    """One browser tab's model and run. Lives in a ``gr.State``; :meth:`close` frees it."""
-
-    def __init__(self, session_id: str = "") -> None:
-        self.id = session_id
-        self.stop = threading.Event()      # set by the Stop button; fit() checks it every step
-        self._run_lock = threading.Lock()  # one run at a time per session
-        self.model: nn.Module | None = None
-        self.settings: TrainSettings | None = None
-        self.history: list[dict] = []      # curve points: epoch, series ("train"/"test"), loss, accuracy
-        self.result: RunResult | None = None
-        self.closed = False
-        self.freed = ""                    # why the model was let go, if it was (said in Try it)
-        self.last_used = time.monotonic()  # the registry frees the least recently used idle models
-        # Runs waiting in the queue: clicks counts Train presses, started counts runs begun; Stop
-        # pressed while clicks > started cancels the waiting ones (runs up to ticket cancel_before).
-        self.clicks = self.started = self.cancel_before = 0
-        self._tickets = threading.Lock()
-        self._checkpoint_dir: str | None = None
-        self.checkpoint: str | None = None  # the file the "download model" button offers, if any
-
-    @property
-    def running(self) -> bool:
-        return self._run_lock.locked()
-
-    def model_for_inference(self) -> tuple[nn.Module | None, TrainSettings | None]:
-        """The session's model for the Try-it tab. While a run goes on, a copy: switching the live
-        model to eval mode from another thread would change the training step under it."""
-        self.last_used = time.monotonic()
-        model = self.model
-        if model is not None and self.running:
-            model = copy.deepcopy(model)
-        return model, self.settings
-
-    def clicked(self) -> None:
-        """Train was pressed: one more run is waiting in the queue."""
-        with self._tickets:
-            self.clicks += 1
-
-    def start_ticket(self) -> bool:
-        """A run is leaving the queue: False if Stop cancelled it while it waited."""
-        with self._tickets:
-            self.started += 1
-            return self.started > self.cancel_before
-
-    def cancel_waiting(self) -> bool:
-        """Stop pressed with nothing running: cancel the runs waiting in the queue, if any."""
-        with self._tickets:
-            if self.clicks <= self.started:
-                return False
-            self.cancel_before = self.clicks
-            return True
-
-    def free(self, reason: str = "") -> None:
-        """Let the model (and the run's curves and results) go; keep the session."""
-        self.model, self.history, self.result = None, [], None
-        self.freed = reason
-        self._remove_checkpoint()
-
-    def close(self) -> None:
-        """The tab is gone: stop its run and let its model go."""
-        self.closed = True
-        self.stop.set()
-        self.free("the tab was closed")
-
-    def save(self) -> str:
-        """Write the model to a fresh checkpoint file named after it; returns its path.
-
-        One file per session at a time (the previous one is deleted), in a folder of its own
-        that :meth:`close` removes: the server's disk stays bounded like its memory.
-        """
-        model, settings, result = self.model, self.settings, self.result
-        if model is None or settings is None:
-            raise ValueError("There is no model in this tab to save: train one first.")
-        self._remove_checkpoint()
-        self._checkpoint_dir = tempfile.mkdtemp(prefix="cnnlstm-edu-")
-        acc = f"-acc{result.test_acc * 100:.1f}" if result is not None else ""
-        hidden = settings.hidden or HIDDEN_FIELD[settings.model][1]
-        name = f"{settings.model}-h{hidden}-order{settings.order}{acc}.safetensors"
-        info = {"order": settings.order, "settings": settings.describe()}
-        if result is not None:
-            info.update(test_acc=result.test_acc, test_size=result.test_size, steps=result.steps)
-        self.checkpoint = str(save_checkpoint(model, f"{self._checkpoint_dir}/{name}", **info))
-        return self.checkpoint
-
-    def _remove_checkpoint(self) -> None:
-        folder, self._checkpoint_dir, self.checkpoint = self._checkpoint_dir, None, None
-        if folder:
-            shutil.rmtree(folder, ignore_errors=True)
-
-    def __repr__(self) -> str:
-        return f"Session({self.id!r}, model={'yes' if self.model is not None else 'none'}, running={self.running})"
-
-
-class SessionRegistry:
-    """Sessions by gradio session hash, so a tab's *unload* event can find its session and free it.
-
-    Weak references: the ``gr.State`` owns the session; when gradio drops the state, the entry goes.
-    ``max_models`` bounds the models kept in memory at once: :meth:`make_room` frees the least
-    recently used *idle* ones (never a running one) before a new run starts.
-    """
-
-    def __init__(self, max_models: int = 32) -> None:
-        self._sessions: weakref.WeakValueDictionary[str, Session] = weakref.WeakValueDictionary()
-        self._lock = threading.Lock()
-        self.max_models = max_models
-
-    def make_room(self, session: Session) -> list[Session]:
-        """Before ``session`` trains: free idle models until it fits under ``max_models``."""
-        with self._lock:
-            session.last_used = time.monotonic()
-            others = [s for s in self._sessions.values() if s is not session and s.model is not None]
-            idle = sorted((s for s in others if not s.running), key=lambda s: s.last_used)
-            freed = idle[:max(0, len(others) + 1 - self.max_models)]
-        for s in freed:
-            s.free(f"the server keeps {self.max_models} models at once and this tab's was the "
-                   "least recently used")
-        return freed
-
-    def models(self) -> int:
-        """How many sessions hold a model now."""
-        return sum(s.model is not None for s in list(self._sessions.values()))
-
-    def attach(self, session: Session | None, session_id: str) -> Session:
-        """The session of ``session_id``: ``session`` itself when given, else a new one; registered."""
-        with self._lock:
-            if session is None:
-                session = self._sessions.get(session_id) or Session(session_id)
-            session.id = session.id or session_id
-            self._sessions[session_id] = session
-            return session
-
-    def close(self, session_id: str) -> bool:
-        with self._lock:
-            session = self._sessions.pop(session_id, None)
-        if session is None:
-            return False
-        session.close()
-        return True
-
-    def get(self, session_id: str) -> Session | None:
-        return self._sessions.get(session_id)
-
-    def __len__(self) -> int:
-        return len(self._sessions)
-
-
-SESSIONS = SessionRegistry()
-
-
-def release_memory() -> None:
-    """Hand the memory of freed models back to the system, after a tab closes.
-
-    Dropping a model frees its tensors inside the process, but glibc keeps freed blocks in
-    per-thread arenas (every run trains in its own server thread), so the server's resident size
-    would stay at its peak. ``malloc_trim`` returns what it can (measured: about 140 of the
-    500 MB that 6 finished runs had added); it is glibc's, so elsewhere this only collects.
-    """
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 # --- a run, streamed ----------------------------------------------------------------------------
@@ -402,6 +133,74 @@ def _status(settings: TrainSettings, event: Event, history: list[dict]) -> str:
     return "; ".join(parts)
 
 
+class _Pacer:
+    """When the next refresh and the next test-slice score are due, from what each one cost: a
+    refresh that took ``c`` seconds waits ``c * (1 - share) / share`` (at least ``min_interval``)."""
+
+    def __init__(self, min_interval: float, share: float, test_share: float, test_every: float) -> None:
+        self.min_interval, self.share, self.test_share, self.test_every = min_interval, share, test_share, test_every
+        self.next_refresh = self.next_test = 0.0
+        self.timings = {"refreshes": 0, "refresh_seconds": 0.0, "tests": 0, "test_seconds": 0.0}
+
+    def refresh_due(self, event: Event) -> bool:
+        return event.kind == "start" or (event.kind == "step" and time.perf_counter() >= self.next_refresh)
+
+    def test_due(self, event: Event) -> bool:
+        return event.kind == "step" and time.perf_counter() >= self.next_test
+
+    def tested(self, cost: float) -> None:
+        self.timings["tests"] += 1
+        self.timings["test_seconds"] += cost
+        self.next_test = time.perf_counter() + max(self.test_every, cost * (1 - self.test_share) / self.test_share)
+
+    def refreshed(self, cost: float, first: bool) -> None:
+        self.timings["refreshes"] += 1
+        self.timings["refresh_seconds"] += cost
+        # The first curve point goes out as soon as it exists.
+        self.next_refresh = 0.0 if first else time.perf_counter() + max(self.min_interval,
+                                                                        cost * (1 - self.share) / self.share)
+
+
+def _start(session: Session, settings: TrainSettings):
+    """A fresh model for ``session`` (the previous one and its file let go) and its data."""
+    session.stop.clear()
+    data = quadrant_data(settings.order)
+    torch.manual_seed(settings.seed)
+    model = build_model(settings.model, **settings.model_config())
+    session.free()
+    session.model, session.settings, session.history, session.result = model, settings, [], None
+    return model, data
+
+
+def _final(model, data: QuadrantData, settings: TrainSettings, last: Event, history: list[dict],
+           wall: float, stopped: bool, misclassified: int) -> RunResult:
+    """The end of a run: the model scored on the test set, once, and a few of its mistakes."""
+    n = len(data.test_y) if settings.final_test is None else min(settings.final_test, len(data.test_y))
+    logits = predict(model, data.test_x[:n], logits=True)               # (n, classes)
+    labels = data.test_y[:n]
+    preds = logits.argmax(-1)                                           # (n,)
+    correct = preds == labels
+    test_acc = correct.float().mean().item()
+    test_loss = torch.nn.functional.cross_entropy(logits, labels).item()
+    wrong = (~correct).nonzero().flatten()[:misclassified]
+    history.append({"epoch": last.epoch, "series": "test", "loss": test_loss, "accuracy": test_acc,
+                    "n": n, "step": last.step})
+    return RunResult(
+        test_acc=test_acc, test_size=n, confusion=confusion_matrix(labels, preds),
+        wrong_images=data.test_images[wrong], wrong_labels=labels[wrong].tolist(),
+        wrong_preds=preds[wrong].tolist(), steps=last.step, epochs=last.epoch,
+        train_seconds=last.seconds, wall_seconds=wall,
+        samples_per_second=last.step * settings.batch_size / max(wall, 1e-9), stopped=stopped)
+
+
+def _end_status(result: RunResult, last: Event) -> str:
+    how = "Stopped" if result.stopped else "Done"
+    return (f"{how}: test accuracy **{result.test_acc:.2%}** on {result.test_size:,} test digits after "
+            f"{last.seconds:.1f} s of training ({last.epoch:.2f} epochs, {last.step} steps, "
+            f"{result.samples_per_second:,.0f} samples/s) on {last.device}. "
+            "The model is kept for the Try-it tab.")
+
+
 def train_updates(session: Session, settings: TrainSettings, *, min_interval: float = 0.5,
                   share: float = 0.04, test_share: float = 0.03, test_every: float = 1.0,
                   test_subset: int = 500, misclassified: int = 12) -> Iterator[TrainUpdate]:
@@ -411,35 +210,38 @@ def train_updates(session: Session, settings: TrainSettings, *, min_interval: fl
     probe digit), then one every ``min_interval`` seconds or more (see the module docstring),
     then a final one with the test accuracy, a confusion matrix and some misclassified digits.
     ``session.stop.set()`` ends training after the current step; the model trained so far stays
-    in ``session.model``. The run's overheads are measured in ``update.timings``.
+    in ``session.model``. The run holds the session (``with session``): a second run raises
+    :class:`SessionBusy` before touching anything. A run that raises frees its own model.
     """
-    if not session._run_lock.acquire(blocking=False):
-        raise RuntimeError("This session is already training: press Stop first, or wait for it to end.")
-    events = None
-    try:
-        t_click = time.perf_counter()
-        session.stop.clear()
-        data = quadrant_data(settings.order)
-        device = resolve_device(settings.device)
-        torch.manual_seed(settings.seed)
-        model = build_model(settings.model, **settings.model_config())
-        session.free()                                             # the previous run's model and file
-        session.model, session.settings, session.history, session.result = model, settings, [], None
-        history = session.history
-        probe_x = data.test_x[settings.probe_index]               # (T, 1, 14, 14)
-        probe_y = int(data.test_y[settings.probe_index])
-        # A fixed slice of the test set for the live test curve; the full set at the end.
-        sub_x, sub_y = data.test_x[-test_subset:], data.test_y[-test_subset:]
+    with session:
+        try:
+            yield from _run(session, settings, _Pacer(min_interval, share, test_share, test_every),
+                            test_subset, misclassified)
+        except Exception:
+            session.free("its last run failed")   # a half-trained model is no use; memory is wanted
+            raise
+        finally:
+            if session.closed:                    # the tab went away mid-run: nothing to keep
+                session.free("the tab was closed")
+                release_memory()
 
-        # log_every=5: the first curve point comes after 5 steps, and the curves get more points.
-        events = fit(model, (data.train_for(device), data.train_y), None, epochs=settings.epochs,
-                     time_budget=settings.seconds, batch_size=settings.batch_size, lr=settings.lr,
-                     device=device, seed=settings.seed, stop=session.stop, log_every=5,
-                     eval_every_epoch=False)
-        timings = {"refreshes": 0, "refresh_seconds": 0.0, "tests": 0, "test_seconds": 0.0}
-        next_refresh = next_test = 0.0
-        first_point = None
-        last = None
+
+def _run(session: Session, settings: TrainSettings, pacer: _Pacer, test_subset: int,
+         misclassified: int) -> Iterator[TrainUpdate]:
+    t_click = time.perf_counter()
+    model, data = _start(session, settings)
+    device = resolve_device(settings.device)
+    history = session.history
+    probe_x, probe_y = data.test_x[settings.probe_index], int(data.test_y[settings.probe_index])  # (T, 1, 14, 14)
+    # A fixed slice of the test set for the live test curve; the full set at the end.
+    sub_x, sub_y = data.test_x[-test_subset:], data.test_y[-test_subset:]
+    # log_every=5: the first curve point comes after 5 steps, and the curves get more points.
+    # time_budget always: an epoch budget is also cut at the hour (settings.MAX_SECONDS).
+    events = fit(model, (data.train_for(device), data.train_y), None, epochs=settings.epochs,
+                 time_budget=settings.time_budget(), batch_size=settings.batch_size, lr=settings.lr,
+                 device=device, seed=settings.seed, stop=session.stop, log_every=5, eval_every_epoch=False)
+    last = None
+    with closing(events):
         for event in events:
             if session.closed:                   # the tab went away: drop everything
                 return
@@ -447,74 +249,33 @@ def train_updates(session: Session, settings: TrainSettings, *, min_interval: fl
             if event.kind == "step":
                 history.append({"epoch": event.epoch, "series": "train", "loss": event.loss,
                                 "accuracy": event.accuracy, "n": event.batch_size, "step": event.step})
-            now = time.perf_counter()
-            if event.kind == "start" or (event.kind == "step" and now >= next_refresh):
-                if event.kind == "step" and now >= next_test:
-                    t0 = time.perf_counter()
-                    loss, acc = evaluate(model, sub_x, sub_y)
-                    history.append({"epoch": event.epoch, "series": "test", "loss": loss,
-                                    "accuracy": acc, "n": len(sub_y), "step": event.step})
-                    cost = time.perf_counter() - t0
-                    timings["tests"] += 1
-                    timings["test_seconds"] += cost
-                    next_test = time.perf_counter() + max(test_every, cost * (1 - test_share) / test_share)
+            if not pacer.refresh_due(event):
+                continue
+            if pacer.test_due(event):
                 t0 = time.perf_counter()
-                p = probe(model, probe_x)
-                kind = "start" if event.kind == "start" else "progress"
-                status = (f"Starting: {settings.describe()} on {event.device}" if kind == "start"
-                          else _status(settings, event, history))
-                if kind == "progress" and first_point is None:
-                    first_point = time.perf_counter() - t_click
-                    timings["first_point_seconds"] = first_point
-                yield TrainUpdate(kind, status, event.device, list(history), p, probe_y, settings.order,
-                                  event=event, timings=dict(timings))
-                # What this refresh cost, the consumer's share (drawing, sending) included.
-                cost = time.perf_counter() - t0
-                timings["refreshes"] += 1
-                timings["refresh_seconds"] += cost
-                next_refresh = time.perf_counter() + max(min_interval, cost * (1 - share) / share)
-                if kind == "start":
-                    next_refresh = 0.0           # the first curve point goes out as soon as it exists
-        timings["training_ended_at"] = time.perf_counter()      # for measuring how fast Stop acts
-        if session.closed or last is None:
-            return
-        wall = time.perf_counter() - t_click
-        stopped = bool(last.extra.get("stopped")) if last.extra else session.stop.is_set()
-
-        # The end: score the model on the test set, once, and keep a few of its mistakes.
-        n = len(data.test_y) if settings.final_test is None else min(settings.final_test, len(data.test_y))
-        logits = predict(model, data.test_x[:n], logits=True)               # (n, classes)
-        labels = data.test_y[:n]
-        preds = logits.argmax(-1)
-        correct = preds == labels
-        test_acc = correct.float().mean().item()
-        test_loss = torch.nn.functional.cross_entropy(logits, labels).item()
-        wrong = (~correct).nonzero().flatten()[:misclassified]
-        history.append({"epoch": last.epoch, "series": "test", "loss": test_loss, "accuracy": test_acc,
-                        "n": n, "step": last.step})
-        result = RunResult(
-            test_acc=test_acc, test_size=n, confusion=confusion_matrix(labels, preds),
-            wrong_images=data.test_images[wrong], wrong_labels=labels[wrong].tolist(),
-            wrong_preds=preds[wrong].tolist(), steps=last.step, epochs=last.epoch,
-            train_seconds=last.seconds, wall_seconds=wall,
-            samples_per_second=last.step * settings.batch_size / max(wall, 1e-9), stopped=stopped)
-        session.result = result
-        how = "Stopped" if stopped else "Done"
-        status = (f"{how}: test accuracy **{test_acc:.2%}** on {n:,} test digits after "
-                  f"{last.seconds:.1f} s of training ({last.epoch:.2f} epochs, {last.step} steps, "
-                  f"{result.samples_per_second:,.0f} samples/s) on {last.device}. "
-                  "The model is kept for the Try-it tab.")
-        timings["wall_seconds"] = wall
-        yield TrainUpdate("end", status, last.device, list(history), probe(model, probe_x), probe_y,
-                          settings.order, event=last, result=result, timings=dict(timings))
-    finally:
-        if events is not None:
-            events.close()
-        session._run_lock.release()
-        if session.closed:                       # the tab went away mid-run: nothing to keep
-            session.free("the tab was closed")
-            model = None                         # this frame's reference too
-            release_memory()
+                loss, acc = evaluate(model, sub_x, sub_y)
+                history.append({"epoch": event.epoch, "series": "test", "loss": loss,
+                                "accuracy": acc, "n": len(sub_y), "step": event.step})
+                pacer.tested(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            kind = "start" if event.kind == "start" else "progress"
+            status = (f"Starting: {settings.describe()} on {event.device}" if kind == "start"
+                      else _status(settings, event, history))
+            if kind == "progress" and "first_point_seconds" not in pacer.timings:
+                pacer.timings["first_point_seconds"] = time.perf_counter() - t_click
+            yield TrainUpdate(kind, status, event.device, list(history), probe(model, probe_x), probe_y,
+                              settings.order, event=event, timings=dict(pacer.timings))
+            # What this refresh cost, the consumer's share (drawing, sending) included.
+            pacer.refreshed(time.perf_counter() - t0, first=kind == "start")
+    pacer.timings["training_ended_at"] = time.perf_counter()      # for measuring how fast Stop acts
+    if session.closed or last is None:
+        return
+    wall = time.perf_counter() - t_click
+    stopped = bool(last.extra.get("stopped")) if last.extra else session.stop.is_set()
+    result = session.result = _final(model, data, settings, last, history, wall, stopped, misclassified)
+    pacer.timings["wall_seconds"] = wall
+    yield TrainUpdate("end", _end_status(result, last), last.device, list(history), probe(model, probe_x),
+                      probe_y, settings.order, event=last, result=result, timings=dict(pacer.timings))
 
 
 def warm_up(order: str = "1234", device: str = "auto") -> None:

@@ -1,0 +1,216 @@
+"""The app under a hostile client: a real server on 127.0.0.1, sent the requests of issue 13.
+
+Items 1-3 and 6: the drawing pad's blob route, uploads that would fill the disk, URLs the server
+would fetch, and wrong values through the API. While the server stays up, its resident memory
+grows by less than 50 MB and its upload folder holds less than 50 MB. Every loop is bounded and
+every request goes to loopback. The server runs in this process, so a lookup of a remote host
+(which any outgoing connection starts with) is seen by the patched ``socket.getaddrinfo``.
+"""
+
+from __future__ import annotations
+
+import gc
+import io
+import json
+import os
+import socket
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from cnnlstm_edu.app import build_demo, launch
+from cnnlstm_edu.app.guard import MB
+
+PROBE_HOST = "cnnlstm-edu-ssrf-probe.example"        # a name no test resolves on purpose
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def folder_mb(folder: Path) -> float:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / MB
+
+
+@pytest.fixture(scope="module")
+def lookups():
+    """Host names the process tried to resolve that are the probe's: the server reaching out."""
+    real = socket.getaddrinfo
+    seen: list[str] = []
+
+    def getaddrinfo(host, *args, **kwargs):
+        if isinstance(host, (str, bytes)) and PROBE_HOST in str(host):
+            seen.append(str(host))
+            raise socket.gaierror("the test never lets this name resolve")
+        return real(host, *args, **kwargs)
+
+    socket.getaddrinfo = getaddrinfo
+    try:
+        yield seen
+    finally:
+        socket.getaddrinfo = real
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, lookups):
+    folder = tmp_path_factory.mktemp("uploads")
+    old = os.environ.get("GRADIO_TEMP_DIR")
+    os.environ["GRADIO_TEMP_DIR"] = str(folder)       # gradio's upload folder, read at launch
+    demo = launch(build_demo(device="cpu", final_test=200), port=free_port(), prevent_thread_lock=True,
+                  quiet=True)
+    try:
+        yield demo, folder
+    finally:
+        demo.close()
+        if old is None:
+            os.environ.pop("GRADIO_TEMP_DIR", None)
+        else:
+            os.environ["GRADIO_TEMP_DIR"] = old
+
+
+@pytest.fixture(scope="module")
+def baseline(server):
+    """The server's resident memory once it serves, before any hostile request."""
+    gc.collect()
+    return rss_mb()
+
+
+@pytest.fixture(scope="module")
+def http(server, baseline):
+    demo, _ = server
+    with httpx.Client(base_url=demo.local_url.rstrip("/"), timeout=60) as client:
+        yield client
+
+
+def _sketchpad_id(demo) -> int:
+    return next(b._id for b in demo.blocks.values() if type(b).__name__ == "Sketchpad")
+
+
+def _png(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("L", (width, height)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def test_blob_route_is_closed_and_keeps_nothing(server, http):
+    demo, _ = server
+    sketch = _sketchpad_id(demo)
+    before = rss_mb()
+    for i in range(20):                                # each under a new id: nothing may be kept
+        form = {"component_id": str(sketch), "session_hash": f"hostile-{i}", "fn_name": "accept_blobs",
+                "type": "layer", "index": str(10_000_000), "id": f"blob-{i}"}
+        r = http.post("/gradio_api/component_server", data=form,
+                      files={"file": ("layer.png", os.urandom(512 * 1024), "image/png")})
+        assert r.status_code == 404, r.text[:200]
+    r = http.post("/gradio_api/component_server/", json={"component_id": sketch, "session_hash": "x",
+                                                          "fn_name": "accept_blobs", "data": {}})
+    assert r.status_code == 404
+    gc.collect()
+    assert rss_mb() - before < 50
+    assert all(not getattr(b, "blob_storage", None) for b in demo.blocks.values())
+
+
+def test_uploads_are_bounded_per_request_per_client_and_overall(server, http):
+    _, folder = server
+    # One request with 50 distinct 2 MB files: refused before it is read.
+    files = [("files", (f"f{i}.png", os.urandom(2 * MB), "image/png")) for i in range(50)]
+    r = http.post("/gradio_api/upload", files=files)
+    assert r.status_code == 413 and "at most" in r.text
+    # Then 1 MB files, one per request, until the server says no (bounded: 40 tries).
+    codes = []
+    for i in range(40):
+        r = http.post("/gradio_api/upload", files={"files": (f"g{i}.png", os.urandom(MB), "image/png")})
+        codes.append(r.status_code)
+        if r.status_code == 413:
+            assert "this address may upload at most" in r.text or "holds its most uploads" in r.text
+            break
+    assert codes[0] == 200 and codes[-1] == 413 and len(codes) < 40
+    assert folder_mb(folder) < 50
+
+
+def test_url_inputs_are_refused_without_connecting_out(server, http, lookups):
+    demo, _ = server
+    for path in (f"/gradio_api/file=http://{PROBE_HOST}/x.png", f"/gradio_api/file=https://{PROBE_HOST}/x.png",
+                 f"/gradio_api/file=//{PROBE_HOST}/x.png", f"/gradio_api/proxy=https://{PROBE_HOST}/x"):
+        r = http.get(path)
+        assert r.status_code == 403 and "URL inputs are refused" in r.text, path
+    # A drawing whose file entry names a remote image, sent as the page sends an event.
+    fn_index = next(i for i, fn in demo.fns.items() if fn.api_name == "try_sketch")
+    entry = {"path": f"https://{PROBE_HOST}/digit.png", "meta": {"_type": "gradio.FileData"}}
+    body = {"data": [None, {"background": None, "layers": [], "composite": entry}, "1234"],
+            "fn_index": fn_index, "session_hash": "hostile-url", "event_data": None, "trigger_id": None}
+    r = http.post("/gradio_api/queue/join", json=body)
+    assert r.status_code == 400 and "remote resource" in r.text
+    entry = {"path": "/tmp/x.png", "url": f"http://{PROBE_HOST}/x.png", "meta": {"_type": "gradio.FileData"}}
+    body["data"][1]["composite"] = entry
+    assert http.post("/gradio_api/queue/join", json=body).status_code == 400
+    assert lookups == []                              # the server never tried to reach the host
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    from gradio_client import Client
+
+    demo, _ = server
+    return Client(demo.local_url, verbose=False, download_files=False)
+
+
+@pytest.mark.parametrize("position, value, field", [
+    (2, "abc", "hidden size"), (2, [1, 2], "hidden size"), (4, "64", "batch size"),
+    (3, {"x": 1}, "learning rate"), (6, [15], "how long"),
+])
+def test_wrong_types_in_number_fields_name_the_field(client, position, value, field):
+    from gradio_client.exceptions import AppError
+
+    args = ["CNN-LSTM", "1234", 128, 4e-3, 128, "seconds", 2]
+    args[position] = value
+    with pytest.raises(AppError) as caught:
+        client.predict(*args, api_name="/train")
+    message = str(caught.value)
+    assert field in message and "number" in message and message != "Error", message
+
+
+@pytest.mark.parametrize("name, content, says", [
+    ("huge.png", _png(10_000, 10_000), "pixels"),
+    ("notes.txt", b"not an image at all\n" * 100, "image"),
+])
+def test_bad_drawings_name_the_field(client, tmp_path, name, content, says):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    path = tmp_path / name
+    path.write_bytes(content)
+    drawing = {"background": None, "layers": [], "composite": handle_file(str(path))}
+    with pytest.raises(AppError) as caught:
+        client.predict(drawing, "1234", api_name="/try_sketch")
+    message = str(caught.value)
+    assert "drawing" in message and says in message, message
+
+
+def test_the_server_stayed_small(server, http, baseline):
+    """Run last in this file: after everything above, memory and disk stayed bounded."""
+    demo, folder = server
+    for i in range(5):                                 # the whole barrage once more, quickly
+        http.post("/gradio_api/component_server", data={"component_id": "1", "session_hash": "h",
+                                                        "fn_name": "accept_blobs", "type": "layer",
+                                                        "index": "100000000", "id": f"z{i}"},
+                  files={"file": ("l.png", b"x" * 1000, "image/png")})
+        http.post("/gradio_api/upload", files={"files": (f"z{i}.png", os.urandom(MB), "image/png")})
+        http.get(f"/gradio_api/file=http://{PROBE_HOST}/{i}")
+    gc.collect()
+    assert rss_mb() - baseline < 50
+    assert folder_mb(folder) < 50
+    assert http.get("/config").status_code == 200        # and it still serves
+    assert json.loads(http.get("/gradio_api/info").text)["named_endpoints"]
