@@ -43,12 +43,13 @@ def pick_digits(count: int, split: str, digit_size: int, generator: torch.Genera
     return digits.round().clamp(0, 255).to(torch.uint8), labels[picks]  # (count, S, S), (count,)
 
 
-def paint(stamps: torch.Tensor, positions: torch.Tensor, size: int) -> torch.Tensor:
+def paint(stamps: torch.Tensor, positions: torch.Tensor, size: int, wrap: bool = False) -> torch.Tensor:
     """Stamp digits on black frames: ``(N, D, S, S)`` stamps at ``(N, T, D, 2)`` positions -> ``(N, T, 1, size, size)``.
 
-    ``positions[n, t, d]`` is the ``(y, x)`` of digit d's top-left corner in frame t, a whole
-    number from 0 to ``size - S`` (the digit stays inside the frame). Overlaps keep the brighter
-    pixel.
+    ``positions[n, t, d]`` is the ``(y, x)`` of digit d's top-left corner in frame t, in whole
+    pixels. Without ``wrap`` it must lie in 0..``size - S`` (the digit stays inside the frame);
+    with ``wrap`` the frame is a torus, like an arcade screen: what leaves on the right comes
+    back on the left, and any position is taken modulo ``size``. Overlaps keep the brighter pixel.
 
     >>> stamps = torch.full((1, 1, 2, 2), 9, dtype=torch.uint8)       # (N, D, S, S): one 2x2 digit
     >>> positions = torch.tensor([[[[0, 0]], [[1, 2]]]])              # (N, T, D, 2): two frames
@@ -57,21 +58,30 @@ def paint(stamps: torch.Tensor, positions: torch.Tensor, size: int) -> torch.Ten
             [0, 0, 9, 9],
             [0, 0, 9, 9],
             [0, 0, 0, 0]], dtype=torch.uint8)
+    >>> shifted = positions + torch.tensor([0, 1])                    # frame 1: y=1, x=3
+    >>> paint(stamps, shifted, size=4, wrap=True)[0, 1, 0]             # column 4 is column 0 again
+    tensor([[0, 0, 0, 0],
+            [9, 0, 0, 9],
+            [9, 0, 0, 9],
+            [0, 0, 0, 0]], dtype=torch.uint8)
     """
     N, D, S = stamps.shape[:3]
     T = positions.shape[1]
-    if positions.min() < 0 or positions.max() > size - S:
+    if S > size:
+        raise ValueError(f"paint: {S}-pixel digits do not fit a {size}-pixel frame")
+    if not wrap and (positions.min() < 0 or positions.max() > size - S):
         raise ValueError(f"paint: positions must lie in 0..{size - S} so that {S}-pixel digits stay "
                          f"inside a {size}-pixel frame, got {positions.min().item()}.."
                          f"{positions.max().item()}")
     r = torch.arange(S)
-    offsets = (r[:, None] * size + r[None, :]).view(1, 1, S * S)      # (1, 1, S*S): pixel ids in a frame
     flat_stamps = stamps.reshape(N, D * S * S)                         # (N, D*S*S)
     video = torch.zeros(N, T, size * size, dtype=torch.uint8)
     # One frame at a time: the index tensor of all frames at once would be N*T*D*S*S int64s.
     for t in range(T):
         y, x = positions[:, t].long().unbind(-1)                       # (N, D) each
-        index = (y * size + x)[..., None] + offsets                    # (N, D, S*S): flat pixel ids
+        rows = (y[..., None] + r) % size                               # (N, D, S): the digit's rows
+        cols = (x[..., None] + r) % size                               # (N, D, S): and columns
+        index = rows[..., :, None] * size + cols[..., None, :]         # (N, D, S, S): flat pixel ids
         video[:, t].scatter_reduce_(1, index.view(N, D * S * S), flat_stamps, reduce="amax")
     return video.view(N, T, 1, size, size)                             # (N, T, C=1, H, W)
 

@@ -5,8 +5,8 @@ there is only a way of cutting up an image. These two tasks put the answer *in t
 the frames*, so a model that looks at frames one at a time, or pools them without order,
 cannot get it:
 
-- :func:`direction`: a digit slides in a straight line in one of 8 directions; the label is
-  the direction. Played backwards, a left-moving clip *is* a right-moving clip, frame for frame
+- :func:`direction`: a digit slides in a straight line in one of 8 directions, on a canvas
+  that wraps around; the label is the direction. Played backwards, a left-moving clip *is* a right-moving clip, frame for frame
   (same images, reverse order), so order-blind pooling can tell the axis, never the way along it.
 - :func:`first_digit`: two different digits are shown one after the other, each for half of
   the clip; the label is the first one. A memory task: the answer has left the screen by the
@@ -42,21 +42,21 @@ def opposite(label: int) -> int:
     return (label + 4) % len(DIRECTIONS)
 
 
-def _check_motion(owner: str, seq_len, size, digit_size, speed) -> int:
-    """Validate the sizes of a sliding-digit clip; return the free room ``size - digit_size``."""
+def _check_motion(owner: str, seq_len, size, digit_size, speed) -> None:
+    """Validate the sizes of a sliding-digit clip on a wrapping canvas."""
     check_number(seq_len, "seq_len", integer=True, low=2, owner=owner)   # one frame shows no motion
-    check_number(size, "size", integer=True, low=1, owner=owner)
     check_number(digit_size, "digit_size", integer=True, low=1, high=28, owner=owner)
+    check_number(size, "size", integer=True, low=1, owner=owner)
     check_number(speed, "speed", integer=True, low=1, owner=owner)
-    room = size - digit_size
-    if (seq_len - 1) * speed > room:
+    if size < digit_size:
+        raise ValueError(f"{owner}: size={size} is too small for {digit_size}-pixel digits; make "
+                         f"size at least {digit_size}, or digit_size smaller")
+    if 2 * speed >= size:
         raise ValueError(
-            f"{owner}: size={size} is too small: a {digit_size}-pixel digit moving {speed} px per "
-            f"frame for {seq_len} frames travels {(seq_len - 1) * speed} px, but has only "
-            f"{max(room, 0)} px of room; make size at least {digit_size + (seq_len - 1) * speed}, "
-            "or seq_len, speed or digit_size smaller"
+            f"{owner}: speed={speed} is too fast for a {size}-pixel canvas that wraps around: a "
+            f"step of {speed} px one way looks like a step of {size - speed} px the other way. "
+            f"Keep speed below size / 2 = {size / 2:g}"
         )
-    return room
 
 
 def _label_of(name, owner: str) -> int:
@@ -76,8 +76,8 @@ def slide(stamp: torch.Tensor, start: tuple[int, int], direction: str, seq_len: 
           size: int = 32, speed: int = 2) -> torch.Tensor:
     """One clip of ``stamp`` ``(S, S)`` sliding from ``start`` = (y, x): uint8 ``(T, 1, size, size)``.
 
-    The building block of :func:`direction`, for one digit placed by hand. Played backwards, a
-    clip is the opposite direction's clip from where this one ends:
+    The building block of :func:`direction`, for one digit placed by hand, on the same wrapping
+    canvas. Played backwards, a clip is the opposite direction's clip from where this one ends:
 
     >>> stamp = torch.full((3, 3), 255, dtype=torch.uint8)
     >>> right = slide(stamp, (4, 1), "right", seq_len=4, size=10)       # x = 1, 3, 5, 7
@@ -90,12 +90,7 @@ def slide(stamp: torch.Tensor, start: tuple[int, int], direction: str, seq_len: 
     _check_motion("slide", seq_len, size, stamp.shape[-1], speed)
     label = torch.tensor([_label_of(direction, "slide")])
     path = _path(torch.tensor([start]), label, seq_len, speed)          # (1, T, 1, 2)
-    room = size - stamp.shape[-1]
-    if path.min() < 0 or path.max() > room:
-        raise ValueError(f"slide: a digit starting at {tuple(start)} moving {direction} leaves the "
-                         f"{size}-pixel canvas within {seq_len} frames; top-left corners must stay "
-                         f"in 0..{room}")
-    return paint(stamp.view(1, 1, *stamp.shape), path, size)[0]         # (T, 1, size, size)
+    return paint(stamp.view(1, 1, *stamp.shape), path, size, wrap=True)[0]  # (T, 1, size, size)
 
 
 def direction(num_clips: int, split: str = "train", seq_len: int = 8, size: int = 32,
@@ -104,16 +99,17 @@ def direction(num_clips: int, split: str = "train", seq_len: int = 8, size: int 
     """Digits sliding in a straight line: uint8 clips ``(N, T, 1, size, size)``, labels ``(N,)``.
 
     Each clip shows one digit (shrunk to ``digit_size``) moving ``speed`` pixels per frame along
-    x, y, or both (the diagonals), without touching the walls; the label is the index of its
-    direction in :data:`DIRECTIONS` (``directions`` picks a subset; labels keep their global
-    index). The start is uniform over every place from which the whole path fits, so the clips
-    of a direction, reversed, are distributed exactly like the clips of the opposite direction.
-    That is why a model that averages its frames without order (``frame_average``) stops at
-    about 50 %: it can tell the axis, never which way along it.
+    x, y, or both (the diagonals); the label is the index of its direction in
+    :data:`DIRECTIONS` (``directions`` picks a subset; labels keep their global index).
 
-    A single frame shows only where the digit is. Near the walls that hints at the direction
-    (a digit at the right edge in the last frame was not moving left), which ``last_frame``
-    can exploit a little; the middle of the canvas says nothing.
+    The canvas wraps around, like an arcade screen: what leaves on the right comes back on the
+    left, so a digit never bounces and never stops. It starts at a uniformly random place, so
+    every frame of every clip shows its digit at a uniformly random place, whatever the
+    direction: **a single frame says nothing about the direction** (``last_frame`` stays at
+    chance, 1 in 8). And since the start is uniform, so is the end: the clips of a direction,
+    played backwards, are distributed exactly like the clips of the opposite direction. That is
+    why a model that averages its frames without order (``frame_average``) stops near 50 %: it
+    can tell the axis, never which way along it.
 
     >>> clips, labels = direction(16, split="test", seed=0)
     >>> clips.shape, clips.dtype                   # (N, T, C, H, W)
@@ -125,7 +121,7 @@ def direction(num_clips: int, split: str = "train", seq_len: int = 8, size: int 
     """
     owner = "direction"
     check_number(num_clips, "num_clips", integer=True, low=1, owner=owner)
-    room = _check_motion(owner, seq_len, size, digit_size, speed)
+    _check_motion(owner, seq_len, size, digit_size, speed)
     if isinstance(directions, str) or not directions:
         raise ValueError(f"{owner}: directions must be a non-empty tuple of names from "
                          f"{DIRECTIONS}, got {directions!r}")
@@ -134,13 +130,8 @@ def direction(num_clips: int, split: str = "train", seq_len: int = 8, size: int 
     gen = torch.Generator().manual_seed(seed)
     stamps, _ = pick_digits(num_clips, split, digit_size, gen, owner)  # (N, S, S)
     labels = allowed[torch.randint(len(allowed), (num_clips,), generator=gen)]  # (N,)
-    # The start, per axis: a whole pixel from which all T positions stay in 0..room.
-    travel = (seq_len - 1) * speed * _STEPS[labels]                     # (N, 2): signed (dy, dx)
-    low = (-travel).clamp(min=0)                                        # moving up/left: start lower down/right
-    high = room - travel.clamp(min=0)
-    starts = low + (torch.rand(num_clips, 2, generator=gen) * (high - low + 1)).long()  # (N, 2)
-    starts = torch.minimum(starts, high)                                # rand() < 1, but be exact
-    clips = paint(stamps[:, None], _path(starts, labels, seq_len, speed), size)
+    starts = torch.randint(size, (num_clips, 2), generator=gen)         # (N, 2): anywhere on the torus
+    clips = paint(stamps[:, None], _path(starts, labels, seq_len, speed), size, wrap=True)
     return clips, labels                                                # (N, T, 1, H, W), (N,)
 
 
