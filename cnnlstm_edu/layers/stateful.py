@@ -193,8 +193,12 @@ class Stateful(nn.Module):
         """One call of a sequence layer: ``(output, state) = rnn(x, state)``."""
         result = self.rnn(x, self.state)
         if not isinstance(result, (tuple, list)) or len(result) != 2:
-            got = (f"a Tensor of shape {tuple(result.shape)}" if isinstance(result, torch.Tensor)
-                   else f"a {type(result).__name__}" + (f" of {len(result)} items" if isinstance(result, (tuple, list)) else ""))
+            if isinstance(result, torch.Tensor):  # unpacking it would split its first axis in two
+                got = f"a Tensor of shape {tuple(result.shape)}"
+            elif isinstance(result, (tuple, list)):
+                got = f"a {type(result).__name__} of {len(result)} items"
+            else:
+                got = f"a {type(result).__name__}"
             raise TypeError(
                 f"Stateful wraps a module called as (output, state) = rnn(x, state), but "
                 f"{type(self.rnn).__name__} returned {got}. Return the pair, as nn.LSTM does."
