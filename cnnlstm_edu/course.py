@@ -71,11 +71,12 @@ def show_figures_in_jupyter() -> bool:
     formatters = getattr(getattr(shell, "display_formatter", None), "formatters", None)
     if not formatters or "image/png" not in formatters:
         return False
-    from IPython.core.pylabtools import print_figure
     from matplotlib.figure import Figure
 
+    from .viz.figure import figure_png
+
     # What the inline backend does for pyplot's figures: a PNG cropped to what was drawn.
-    formatters["image/png"].for_type(Figure, lambda fig: print_figure(fig, "png", bbox_inches="tight"))
+    formatters["image/png"].for_type(Figure, figure_png)
     return True
 
 

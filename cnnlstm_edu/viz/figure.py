@@ -23,10 +23,10 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
-__all__ = ["new_figure", "shows_as_png", "step_names", "history_rows", "frame_images"]
+__all__ = ["new_figure", "shows_as_png", "figure_png", "step_names", "history_rows", "frame_images"]
 
 
-def _png(fig) -> bytes | None:
+def figure_png(fig) -> bytes | None:
     """The figure as PNG bytes, cropped to what was drawn: exactly what the inline backend does
     for pyplot's figures (None for a figure with nothing drawn)."""
     from IPython.core.pylabtools import print_figure
@@ -43,7 +43,7 @@ def shows_as_png(fig):
     >>> shows_as_png(fig)._repr_png_()[:4]
     b'\\x89PNG'
     """
-    fig._repr_png_ = types.MethodType(_png, fig)   # this figure only: no global hook
+    fig._repr_png_ = types.MethodType(figure_png, fig)   # this figure only: no global hook
     return fig
 
 
