@@ -207,7 +207,7 @@ _CONTRACTS = (
     ("torch.nn", "LSTMCell", Recurrent(sequence=False, grid=False, cell_state=True)),
     ("torch.nn", "RNNCellBase", Recurrent(sequence=False, grid=False, cell_state=False)),
     ("cnnlstm_edu.layers.convlstm", "ConvLSTM", Recurrent(sequence=True, grid=True, cell_state=True)),
-    ("cnnlstm_edu.layers.convlstm", "ConvLSTMCell", Recurrent(sequence=False, grid=True, cell_state=True)),
+    ("cnnlstm_edu.layers.convlstm_cell", "ConvLSTMCell", Recurrent(sequence=False, grid=True, cell_state=True)),
     ("cnnlstm_edu.layers.lstm", "LSTM", Recurrent(sequence=True, grid=False, cell_state=True)),
     ("cnnlstm_edu.layers.lstm", "LSTMCell", Recurrent(sequence=False, grid=False, cell_state=True)),
 )
