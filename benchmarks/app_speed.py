@@ -2,7 +2,7 @@
 
 1. **Time to first view**: from starting a run to the first update that holds a curve point
    *and* the activation images, measured three ways:
-   - ``function``: the Train button's function (``cnnlstm_edu.app.demo.train``) called directly;
+   - ``function``: the Train button's function (``cnnlstm_edu.app.train_tab.train``) called directly;
    - ``gradio_client``: the ``/train`` endpoint of a launched app, images downloaded;
    - ``browser``: chromium clicks **Train** and waits until the accuracy line and the activation
      image are on the page (skipped without /usr/bin/chromium or with ``--no-browser``).
@@ -51,9 +51,10 @@ def _has_view(out) -> bool:
 
 
 def first_view_function(final_test: int) -> float:
-    from cnnlstm_edu.app import demo as app
+    from cnnlstm_edu.app.session import SessionRegistry
+    from cnnlstm_edu.app.train_tab import train
 
-    gen = app.train(None, "CNN-LSTM", "1234", 128, 4e-3, 128, "seconds", 60,
+    gen = train(SessionRegistry(), None, "CNN-LSTM", "1234", 128, 4e-3, 128, "seconds", 60,
                     options={"device": "auto", "final_test": final_test})
     t0 = time.perf_counter()
     session = None
@@ -167,9 +168,7 @@ def _browser():
 
 def throughput_app(demo, budget: float, via: str) -> dict:
     """One run with the page (``via="browser"``) or a ``gradio_client`` (same process) watching."""
-    from cnnlstm_edu.app.training import SESSIONS
-
-    seen = {id(s.result) for s in list(SESSIONS._sessions.values())}
+    seen = {id(s.result) for s in demo.sessions.sessions()}
     if via == "browser":
         p, browser = _browser()
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -179,7 +178,7 @@ def throughput_app(demo, budget: float, via: str) -> dict:
         page.click("#train-button")
         page.wait_for_function("() => document.querySelector('#status').innerText.includes('Done')",
                                timeout=budget * 20_000 + 120_000, polling=200)
-        result = _new_result(seen)           # before the tab closes: closing frees its session
+        result = _new_result(demo, seen)     # before the tab closes: closing frees its session
         browser.close()
         p.stop()
     else:
@@ -188,16 +187,14 @@ def throughput_app(demo, budget: float, via: str) -> dict:
         client = Client(demo.local_url, verbose=False)
         job = client.submit("CNN-LSTM", "1234", 128, 4e-3, 128, "seconds", budget, api_name="/train")
         job.result(timeout=budget * 20 + 120)
-        result = _new_result(seen)
+        result = _new_result(demo, seen)
     # wall_seconds runs from the click to the last step: the final evaluation is not in it.
     return {"steps": result.steps, "train_s": result.train_seconds, "wall_s": result.wall_seconds,
             "samples_per_s": result.samples_per_second, "via": via}
 
 
-def _new_result(seen: set):
-    from cnnlstm_edu.app.training import SESSIONS
-
-    return next(s.result for s in list(SESSIONS._sessions.values())
+def _new_result(demo, seen: set):
+    return next(s.result for s in demo.sessions.sessions()
                 if s.result is not None and id(s.result) not in seen)
 
 

@@ -54,7 +54,7 @@ def serve(port: int, max_runs: int, device: str, final_test: int | None) -> None
     import gradio as gr
     from cnnlstm_edu.app import build_demo, launch
     from cnnlstm_edu.app import training
-    from cnnlstm_edu.app.training import SESSIONS, warm_up
+    from cnnlstm_edu.app.training import warm_up
 
     real_fit = training.fit
 
@@ -73,7 +73,7 @@ def serve(port: int, max_runs: int, device: str, final_test: int | None) -> None
     demo = build_demo(device=device, max_runs=max_runs, final_test=final_test)
 
     def stats() -> str:
-        sessions = [s for s in list(SESSIONS._sessions.values())]
+        sessions = demo.sessions.sessions()
         return json.dumps({"sessions": len(sessions), "models": sum(s.model is not None for s in sessions),
                            "running": sum(s.running for s in sessions)})
 

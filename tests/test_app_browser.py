@@ -45,6 +45,9 @@ def browser():
         b.close()
 
 
+_served = []                              # the launched app: its session registry is demo.sessions
+
+
 @pytest.fixture(scope="module")
 def url():
     # A short heartbeat, so that a closed tab is noticed in about a second (gradio's default: 15 s).
@@ -61,6 +64,7 @@ def url():
     final_test = None if os.environ.get("SAVE_SCREENSHOT") else 1000
     demo = launch(build_demo(device="cpu", final_test=final_test), port=port, prevent_thread_lock=True,
                   quiet=True)
+    _served.append(demo)
     try:
         yield demo.local_url
     finally:
@@ -134,8 +138,6 @@ def test_bad_input_shows_a_message_not_a_trace(browser, url):
 
 
 def test_two_tabs_train_at_once_and_a_closed_tab_frees_its_model(browser, url):
-    from cnnlstm_edu.app.training import SESSIONS
-
     contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(2)]
     pages = []
     for ctx, order in zip(contexts, ("1234", "4321")):
@@ -150,7 +152,7 @@ def test_two_tabs_train_at_once_and_a_closed_tab_frees_its_model(browser, url):
         page.click("#train-button")
     for page in pages:
         _wait(lambda: _curve_drawn(page, "accuracy-plot"), 90, "both tabs' curves")
-    running = [s for s in list(SESSIONS._sessions.values()) if s.running]
+    running = [s for s in _served[-1].sessions.sessions() if s.running]
     assert len(running) == 2
     assert sorted(s.settings.order for s in running) == ["1234", "4321"]    # each tab its own run
     assert "frame 1 (Q4)" in pages[1].inner_text("#beliefs")                 # tab 2 reads 4321: Q4 first
@@ -162,3 +164,48 @@ def test_two_tabs_train_at_once_and_a_closed_tab_frees_its_model(browser, url):
     pages[1].click("#stop-button")
     _wait(lambda: "Stopped" in pages[1].inner_text("#status"), 60, "the other tab to stop")
     contexts[1].close()
+
+
+def test_a_second_train_press_during_a_run_leaves_the_tab_working(browser, url):
+    """Issue 13 item 4: Train, Train again during the run, Stop after it ended, then Train: the
+    last press starts a run (it used to say "Stopped before it started" and do nothing)."""
+    page = _open(browser, url)
+    page.get_by_label("how long").fill("4")
+    page.click("#train-button")
+    _wait(lambda: "Training on" in page.inner_text("#status"), 90, "the first run")
+    page.click("#train-button")                                      # a second press, during the run
+    _wait(lambda: "already training" in page.inner_text("#status") or "Done" in page.inner_text("#status"),
+          60, "the second press to be answered")
+    _wait(lambda: "Done" in page.inner_text("#status"), 90, "the first run to end")
+    page.click("#stop-button")                                       # nothing runs, nothing waits
+    _wait(lambda: "Nothing is training" in page.inner_text("#status"), 30, "Stop's answer")
+    page.click("#train-button")
+    _wait(lambda: "Starting" in page.inner_text("#status") or "Training on" in page.inner_text("#status"),
+          60, "the last press to start a run")
+    _wait(lambda: "Done" in page.inner_text("#status"), 90, "the last run to end")
+    assert "Stopped before it started" not in page.inner_text("body")
+    page.close()
+
+
+def test_drawing_a_digit_is_read_without_the_blob_route(browser, url):
+    """Issue 13 item 1: the server closes /component_server; the drawing pad still works."""
+    page = _open(browser, url)
+    page.get_by_role("tab", name="Try it").click()
+    page.wait_for_selector("#sketch canvas", timeout=30_000)
+    blobs = []
+    page.on("request", lambda r: blobs.append(r.url) if "component_server" in r.url else None)
+    page.locator("#sketch button[aria-label='Brush']").click()         # the pad starts on Pan
+    canvas = page.locator("#sketch canvas").first
+    box = canvas.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for i in range(1, 21):                                            # a vertical stroke: a "1"
+        page.mouse.move(x, y + box["height"] * 0.6 * i / 20)
+    page.mouse.up()
+    page.click("#sketch-button")
+    _wait(lambda: "After all four quadrants it says" in page.inner_text("#try-message")
+          or "Cannot do that" in page.inner_text("#try-message"), 120, "the reading")
+    assert "After all four quadrants it says" in page.inner_text("#try-message"), page.inner_text("#try-message")
+    assert page.locator("#try-digit img").count() > 0 and blobs == []
+    page.close()

@@ -21,11 +21,17 @@ import torch
 from cnnlstm_edu import load_checkpoint
 from cnnlstm_edu.app import build_demo, launch
 from cnnlstm_edu.app import training
-from cnnlstm_edu.app.training import SESSIONS, quadrant_data
+from cnnlstm_edu.app.training import quadrant_data
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 SESSIONS_AT_ONCE = 8
+_served = []                                     # the launched app, once the fixture has made it
+
+
+def SESSIONS():
+    """The served app's session registry (build_demo makes it: demo.sessions)."""
+    return _served[-1].sessions
 
 
 def free_port() -> int:
@@ -40,6 +46,7 @@ def app():
         quadrant_data(order).train_for(torch.device("cpu"))
     demo = launch(build_demo(device="cpu", final_test=200, max_runs=SESSIONS_AT_ONCE + 2, max_models=16),
                   port=free_port(), prevent_thread_lock=True, quiet=True)
+    _served.append(demo)
     try:
         yield demo
     finally:
@@ -90,7 +97,7 @@ class Watch:
 
     def _run(self):
         while not self._done.is_set():
-            sessions = [SESSIONS.get(h) for h in self.hashes]
+            sessions = [SESSIONS().get(h) for h in self.hashes]
             self.most = max(self.most, sum(s is not None and s.running for s in sessions))
             time.sleep(0.005)
 
@@ -142,7 +149,7 @@ def test_eight_tabs_train_at_once_each_gets_its_own_result_and_stop_works_under_
                 for i, c in enumerate(tabs)}
         while not long_run.outputs():
             time.sleep(0.02)
-        busy = sum(s.running for s in map(SESSIONS.get, (c.session_hash for c in tabs)) if s is not None)
+        busy = sum(s.running for s in map(SESSIONS().get, (c.session_hash for c in tabs)) if s is not None)
         assert "Stopping" in stopper.predict(api_name="/stop")           # while the others train
         outputs = run_jobs(jobs)
         long_run.result(timeout=60)
@@ -154,7 +161,7 @@ def test_eight_tabs_train_at_once_each_gets_its_own_result_and_stop_works_under_
         first, *_, last = outputs[i]
         status, final, try_order, button = last[0], last[6], first[-2], last[-1]
         assert "Done" in status and "Test accuracy" in final and try_order == order[i]
-        session = SESSIONS.get(c.session_hash)
+        session = SESSIONS().get(c.session_hash)
         assert session.model.lstm.hidden_size == hidden[i] and session.settings.order == order[i]
         path = download(button, tmp_path)
         model, info = load_checkpoint(path)                            # its own model, downloaded
@@ -166,9 +173,9 @@ def test_eight_tabs_train_at_once_each_gets_its_own_result_and_stop_works_under_
         with open_tab(app, c.session_hash):
             pass
     deadline = time.monotonic() + 30
-    while any(SESSIONS.get(c.session_hash) is not None for c in tabs + [stopper]) and time.monotonic() < deadline:
+    while any(SESSIONS().get(c.session_hash) is not None for c in tabs + [stopper]) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert [SESSIONS.get(c.session_hash) for c in tabs + [stopper]] == [None] * (len(tabs) + 1)
+    assert [SESSIONS().get(c.session_hash) for c in tabs + [stopper]] == [None] * (len(tabs) + 1)
 
 
 def test_faults_in_one_tab_leave_the_others_training(app, monkeypatch):
@@ -193,14 +200,14 @@ def test_faults_in_one_tab_leave_the_others_training(app, monkeypatch):
                 for h, c in tabs.items()}
         while not jobs[15].outputs():
             time.sleep(0.02)
-        closing = SESSIONS.get(tabs[15].session_hash)
+        closing = SESSIONS().get(tabs[15].session_hash)
         assert closing.running
     outputs = run_jobs(jobs)
     assert "Done" in outputs[12][-1][0]
     assert "Training failed:** RuntimeError: injected fault in step 2" in outputs[13][-1][0]
     assert "Out of memory" in outputs[14][-1][0] and "smaller batch size" in outputs[14][-1][0]
     for h in (13, 14):
-        session = SESSIONS.get(tabs[h].session_hash)
+        session = SESSIONS().get(tabs[h].session_hash)
         assert session.model is None and not session.running            # freed, and free to train again
     assert closing.closed and closing.model is None and not closing.running
     assert "Done" not in outputs[15][-1][0]                             # its run ended when the tab went
