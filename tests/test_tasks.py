@@ -55,7 +55,7 @@ def test_a_reversed_clip_is_exactly_the_opposite_directions_clip(name):
 
 def test_every_generated_clip_moves_by_its_label_and_reversed_by_the_opposite():
     speed = 2
-    clips, labels = direction(200, split="test", speed=speed, seed=0)        # (N, T, 1, 32, 32)
+    clips, labels = direction(200, split="test", speed=speed, seed=0)        # (N, T, 1, 24, 24)
     for clip, label in zip(clips, labels.tolist()):
         dy, dx = STEPS[DIRECTIONS[label]]
         for t in range(clip.shape[0] - 1):
@@ -77,8 +77,8 @@ def test_direction_subset_keeps_global_labels():
     (dict(seq_len=1), "seq_len must be a whole number of at least 2, got 1"),
     (dict(speed=0), "speed must be a positive int, got 0"),
     (dict(digit_size=29), "digit_size must be a whole number from 1 to 28, got 29"),
-    (dict(size=12), "size=12 is too small for 14-pixel digits"),
-    (dict(speed=16), "speed=16 is too fast for a 32-pixel canvas that wraps around"),
+    (dict(size=10), "size=10 is too small for 12-pixel digits"),
+    (dict(speed=12), "speed=12 is too fast for a 24-pixel canvas that wraps around"),
     (dict(directions=("left", "north")), "unknown direction 'north'"),
     (dict(directions="left"), "directions must be a non-empty tuple"),
     (dict(split="valid"), "split must be one of"),

@@ -8,7 +8,7 @@ torch.Size([8, 4, 1, 14, 14])
 >>> from cnnlstm_edu.data import direction
 >>> clips, labels = direction(8, split="test")     # a digit sliding one of 8 ways
 >>> clips.shape                                    # (B, T, C, H, W)
-torch.Size([8, 8, 1, 32, 32])
+torch.Size([8, 6, 1, 24, 24])
 """
 
 from .mnist import load_mnist
