@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from .checks import check_number
 
@@ -150,6 +154,27 @@ def load_data(args: argparse.Namespace):
     return train, test, None
 
 
+@contextmanager
+def _ctrl_c_stops(stop: threading.Event) -> Iterator[None]:
+    """Within the block, the first Ctrl-C sets ``stop`` instead of raising KeyboardInterrupt:
+    ``fit`` then ends after the current step, measures the model on the test set and hands it
+    back, so the run is reported and saved. A second Ctrl-C interrupts at once."""
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous is signal.SIG_IGN:
+        yield                        # only the main thread can catch signals
+        return
+
+    def first_ctrl_c(signum, frame):
+        stop.set()
+        signal.signal(signal.SIGINT, previous)
+
+    signal.signal(signal.SIGINT, first_ctrl_c)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def train_command(args: argparse.Namespace) -> dict:
     import torch
     from tqdm.auto import tqdm
@@ -195,39 +220,43 @@ def train_command(args: argparse.Namespace) -> dict:
                bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f}s [{elapsed}{postfix}]" if by_time else None)
     history, curriculum_log, norm_max = [], [], 0.0
     start = last = None
+    stop = threading.Event()          # set by Ctrl-C: fit ends after the current step
     events = fit(model, train, test, epochs=epochs, time_budget=budget, batch_size=batch_size, lr=lr,
                  weight_decay=args.weight_decay, recurrent_weight_decay=args.lstm_weight_decay,
                  clip_grad=args.clip_grad, optimizer=args.optimizer,
                  curriculum=Curriculum(start_unroll=args.curriculum) if args.curriculum else None,
                  sampling=args.sampling, sampling_max=args.sampling_max, objective=objective,
-                 device=args.device, seed=args.seed)
-    for event in events:
-        if event.kind == "start":
-            start = event
-            bar.set_description(f"{args.model} on {event.device}")
-            if event.total_steps and not by_time:
-                bar.total = event.total_steps
-        elif event.kind == "step":
-            bar.update((event.seconds if by_time else event.step) - bar.n)
-            norm_max = max(norm_max, event.grad_norm_max)
-            postfix = {"epoch": f"{event.epoch:.2f}", "loss": f"{event.loss:.3f}"}
-            if event.accuracy == event.accuracy:                     # not NaN: a classifier
-                postfix["acc"] = f"{event.accuracy:.3f}"
-            if event.unroll is not None:
-                postfix.update(unroll=event.unroll, batch=event.batch_size)
-            bar.set_postfix(postfix, refresh=False)
-        elif event.kind == "curriculum":
-            bar.write(f"plateau at step {event.step}: unroll {event.unroll}, batch {event.batch_size}, "
-                      f"sampling p {event.sampling_p:.2f}", file=sys.stderr)
-            curriculum_log.append({"step": event.step, "unroll": event.unroll,
-                                   "batch_size": event.batch_size, "sampling_p": event.sampling_p})
-        elif event.kind == "eval":
-            bar.write(f"epoch {event.epoch:.0f}: test_loss={event.test_loss:.4f}"
-                      + (f" test_acc={event.test_acc:.4f}" if event.test_acc == event.test_acc else "")
-                      + f" ({event.seconds:.1f}s)", file=sys.stderr)
-            history.append({"epoch": event.epoch, "seconds": round(event.seconds, 2),
-                            "test_loss": event.test_loss, "test_acc": event.test_acc})
-        last = event
+                 device=args.device, seed=args.seed, stop=stop)
+    with _ctrl_c_stops(stop):
+        for event in events:
+            if event.kind == "start":
+                start = event
+                bar.set_description(f"{args.model} on {event.device}")
+                bar.write(f"training {args.model} on {event.device}; Ctrl-C stops and keeps the model",
+                          file=sys.stderr)
+                if event.total_steps and not by_time:
+                    bar.total = event.total_steps
+            elif event.kind == "step":
+                bar.update((event.seconds if by_time else event.step) - bar.n)
+                norm_max = max(norm_max, event.grad_norm_max)
+                postfix = {"epoch": f"{event.epoch:.2f}", "loss": f"{event.loss:.3f}"}
+                if event.accuracy == event.accuracy:                     # not NaN: a classifier
+                    postfix["acc"] = f"{event.accuracy:.3f}"
+                if event.unroll is not None:
+                    postfix.update(unroll=event.unroll, batch=event.batch_size)
+                bar.set_postfix(postfix, refresh=False)
+            elif event.kind == "curriculum":
+                bar.write(f"plateau at step {event.step}: unroll {event.unroll}, batch {event.batch_size}, "
+                          f"sampling p {event.sampling_p:.2f}", file=sys.stderr)
+                curriculum_log.append({"step": event.step, "unroll": event.unroll,
+                                       "batch_size": event.batch_size, "sampling_p": event.sampling_p})
+            elif event.kind == "eval":
+                bar.write(f"epoch {event.epoch:.0f}: test_loss={event.test_loss:.4f}"
+                          + (f" test_acc={event.test_acc:.4f}" if event.test_acc == event.test_acc else "")
+                          + f" ({event.seconds:.1f}s)", file=sys.stderr)
+                history.append({"epoch": event.epoch, "seconds": round(event.seconds, 2),
+                                "test_loss": event.test_loss, "test_acc": event.test_acc})
+            last = event
     bar.close()
 
     result = {
@@ -241,6 +270,7 @@ def train_command(args: argparse.Namespace) -> dict:
         "curriculum": curriculum_log if args.curriculum else None,
         "threads": torch.get_num_threads(), "parameters": n_params,
         "load_seconds": round(load_seconds, 3), "history": history, "torch": torch.__version__,
+        "stopped": last.extra["stopped"],
     }
     if args.model != "next_frame":
         result["order"] = args.order
@@ -252,6 +282,8 @@ def train_command(args: argparse.Namespace) -> dict:
         summary = f"test MSE {m['test_mse']:.5f} vs copy-last {m['copy_last_mse']:.5f} (ratio {m['ratio']:.3f})"
     else:
         summary = f"test accuracy {last.test_acc:.2%}"
+    if result["stopped"]:
+        summary = f"stopped by Ctrl-C: {summary}"
     print(f"{summary} after {last.seconds:.1f}s of training ({last.epoch:.2f} epochs, {last.step} "
           f"steps) on {last.device}", file=sys.stderr)
     return result
@@ -292,9 +324,14 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as e:          # bad options reach the user as one line, not a traceback
             print(f"error: {e}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt:        # before training began, or a second Ctrl-C
+            print("interrupted: the run was not finished, nothing was saved", file=sys.stderr)
+            return 130
         if args.json:
             # NaN is not JSON: a metric the model does not have (a forecaster's accuracy) is null.
             print(json.dumps({k: None if isinstance(v, float) and v != v else v for k, v in result.items()}))
+        if result["stopped"]:
+            return 130                   # the shell's code for "ended by Ctrl-C": not the run asked for
     return 0
 
 

@@ -11,52 +11,19 @@ from __future__ import annotations
 import json
 import os
 import struct
-import tempfile
 from pathlib import Path
 
 from torch import nn
 
+from .atomic import atomic_path, check_writable
+
 __all__ = ["save_checkpoint", "load_checkpoint", "check_writable", "CheckpointError"]
 
 FORMAT = "cnnlstm_edu.checkpoint/1"
-# Temporary files of a save (and of check_writable's probe) start with this, so a save can tell
-# the debris of an earlier, killed save from anyone else's files.
-TEMP_PREFIX = ".cnnlstm_edu-tmp-"
 
 
 class CheckpointError(ValueError):
     """The file is not a checkpoint this package wrote (or it is damaged)."""
-
-
-def check_writable(path: str | os.PathLike) -> Path:
-    """``path`` as a ``Path`` if a checkpoint can be written there, else an error saying why.
-
-    Meant to run *before* the work whose result will be saved: an empty name, a folder, a folder
-    that does not exist or one that cannot be written in would otherwise fail only at the end.
-    The folder is tried for real, by creating and removing an empty file in it.
-
-    >>> check_writable("")
-    Traceback (most recent call last):
-    ValueError: the checkpoint path is empty; give a file name such as model.safetensors
-    >>> check_writable("/proc/x")
-    Traceback (most recent call last):
-    PermissionError: cannot write in the folder /proc: No such file or directory
-    """
-    if not str(path):
-        raise ValueError("the checkpoint path is empty; give a file name such as model.safetensors")
-    path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(f"{path} is a folder; give a file name in it, such as "
-                                f"{path / 'model.safetensors'}")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"the folder {path.parent} does not exist; create it first")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".probe", dir=path.parent)
-    except OSError as e:
-        raise PermissionError(f"cannot write in the folder {path.parent}: {e.strerror}") from None
-    os.close(fd)
-    os.remove(probe)
-    return path
 
 
 def save_checkpoint(model: nn.Module, path: str | os.PathLike, **info) -> Path:
@@ -90,16 +57,10 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, **info) -> Path:
         raise type(e)(f"save_checkpoint: {e}") from None
     # safetensors refuses tensors that share memory; contiguous copies on the CPU are always safe.
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    # Written beside the target and renamed over it: a crash or a full disk mid-write leaves the
-    # old file (or none), never a truncated checkpoint under the real name.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    # Written beside the target and renamed over it: a crash, a full disk or SIGTERM mid-write
+    # leaves the old file (or none), never a truncated checkpoint under the real name.
+    with atomic_path(path) as tmp:
         save_file(tensors, tmp, metadata={"cnnlstm_edu": text})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
 
 

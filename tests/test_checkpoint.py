@@ -2,6 +2,9 @@
 
 import json
 import pickle
+import signal
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -157,3 +160,41 @@ def test_save_refuses_what_it_cannot_write(tmp_path):
     with pytest.raises(ValueError, match="not a registered model"):
         save_checkpoint(torch.nn.Linear(2, 2), tmp_path / "m.safetensors")
     assert list(tmp_path.iterdir()) == []                       # nothing half-written
+
+
+# --- interrupted saves (issue 13, item 11) ----------------------------------------------------
+
+def _save_and_die(folder, signal_name):
+    """Run save_checkpoint in a child process that receives ``signal_name`` right after the weights
+    reach the temporary file (before the rename). Returns the child's exit status."""
+    script = f"""
+import os, signal, time
+import safetensors.torch
+from cnnlstm_edu import save_checkpoint
+from cnnlstm_edu.models import CNNLSTM
+write = safetensors.torch.save_file
+def write_then_die(*args, **kwargs):
+    write(*args, **kwargs)
+    os.kill(os.getpid(), signal.{signal_name})
+    time.sleep(30)                      # the signal lands here, mid-save
+safetensors.torch.save_file = write_then_die
+save_checkpoint(CNNLSTM(channels=(4, 8), hidden_size=8), {str(folder / "m.safetensors")!r})
+"""
+    return subprocess.run([sys.executable, "-c", script], timeout=120, capture_output=True, text=True)
+
+
+def test_sigterm_during_a_save_leaves_no_temporary_file(tmp_path):
+    proc = _save_and_die(tmp_path, "SIGTERM")
+    assert proc.returncode == -signal.SIGTERM, proc.stderr      # still ends as SIGTERM asked
+    assert list(tmp_path.iterdir()) == []                       # no debris, no half-saved model
+
+
+def test_the_next_save_removes_the_debris_of_a_killed_save(tmp_path):
+    proc = _save_and_die(tmp_path, "SIGKILL")                   # no handler can run: debris stays
+    assert proc.returncode == -signal.SIGKILL
+    debris = list(tmp_path.iterdir())
+    assert len(debris) == 1 and debris[0].stat().st_size > 0
+    other = tmp_path / ".someone-else.tmp"                      # not ours: left alone
+    other.write_text("x")
+    path = save_checkpoint(CNNLSTM(channels=(4, 8), hidden_size=8), tmp_path / "n.safetensors")
+    assert sorted(tmp_path.iterdir()) == sorted([other, path])

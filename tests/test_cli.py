@@ -3,8 +3,11 @@
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -96,3 +99,39 @@ def test_save_path_is_checked_before_training(tmp_path, monkeypatch, capsys, whe
     err = capsys.readouterr().err
     assert re.search(message, err) and "--save" in err and len(err.strip().splitlines()) == 1, err
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("read-only")) == []
+
+
+def test_ctrl_c_stops_training_reports_and_saves(tmp_path):
+    # Issue 13, item 11: Ctrl-C printed a traceback and lost the model.
+    path = tmp_path / "model.safetensors"
+    proc = subprocess.Popen([sys.executable, "-m", "cnnlstm_edu", "train", "--device", "cpu", "--epochs", "20",
+                             "--batch-size", "32", "--save", str(path), "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines, started = [], threading.Event()
+
+    def read_stderr():
+        for line in proc.stderr:
+            lines.append(line)
+            if line.startswith("training"):
+                started.set()
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    try:
+        started.wait(timeout=120)                      # data loaded, the first steps under way
+        time.sleep(3)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=120)
+        out = proc.stdout.read()                       # a few lines: the pipe never filled
+    finally:
+        proc.kill()
+    reader.join(timeout=10)
+    err = "".join(lines)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert "stopped" in err and "test accuracy" in err
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["stopped"] is True and 0 < result["epochs"] < 20 and result["steps"] > 0
+    assert 0 <= result["test_acc"] <= 1 and result["saved"] == str(path)
+    model, info = load_checkpoint(path)
+    assert info["test_acc"] == result["test_acc"]
+    assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"]
