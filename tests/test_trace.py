@@ -386,3 +386,9 @@ def test_a_packed_sequence_is_one_labelled_input(rnn, with_state):
     assert trace[""].format_outputs()[1] == "(B=3, T=5, H=16)"          # pad_packed_sequence undoes the packing
     assert trace.warnings == []                                         # no "unbatched" warning
     assert "sum(T) steps of every sequence, packed" in str(trace)
+
+
+def test_packed_golden(golden):
+    torch.manual_seed(0)
+    trace = trace_shapes(PackedRNN(nn.LSTM, with_state=True), torch.randn(3, 5, 8), torch.tensor([5, 3, 4]))
+    golden("trace_packed", str(trace))
