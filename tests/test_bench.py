@@ -28,3 +28,34 @@ def test_bench_command_prints_the_table(capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("TimeDistributed(FrameCNN) on 8x8 frames, forward, cpu")
     assert out[-1].startswith("| 2 | 3 | 6 |")
+
+
+def test_time_ms_is_milliseconds_per_call_over_at_least_min_runs_blocks():
+    import time
+
+    from cnnlstm_edu.bench import time_ms, time_once_ms
+
+    calls = []
+
+    def sleep_2ms():
+        calls.append(1)
+        time.sleep(0.002)
+
+    ms = time_ms(sleep_2ms, min_time=0.0, min_runs=4)
+    assert 1.9 < ms < 50                        # one call sleeps 2 ms (a busy CPU adds, never removes)
+    assert len(calls) >= 2 + 4                  # two warm-up calls, then at least 4 timed ones
+    assert 1.9 < time_once_ms(sleep_2ms) < 50
+
+
+def test_the_timer_prints_nothing_about_cuda_home():
+    # Importing torch.utils.benchmark on a machine with a CUDA toolkit but no GPU logs
+    # "No CUDA runtime is found, using CUDA_HOME=..."; a benchmark's output should be its table.
+    import subprocess
+    import sys
+
+    code = ("import logging; from cnnlstm_edu.bench import time_ms; time_ms(lambda: None, min_time=0.0); "
+            "print(logging.getLogger('torch.utils.cpp_extension').level)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "CUDA_HOME" not in done.stderr
+    assert done.stdout.strip() == "0"               # the logger's level is put back
