@@ -61,22 +61,21 @@ def _benchmark_utils():
 def time_ms(fn: Callable[[], object], min_time: float = 0.2, min_runs: int = 5) -> float:
     """Median milliseconds per call of ``fn``, measured by ``torch.utils.benchmark.Timer``.
 
-    Two warm-up calls first (the allocator, cuDNN's choice of algorithm); then the Timer's
-    ``blocked_autorange`` runs blocks of calls until ``min_time`` seconds have passed, with the
-    block size chosen so that the clock's own cost is negligible, and at least ``min_runs``
-    blocks. A GPU runs asynchronously: the Timer synchronises the accelerator before reading
-    the clock.
+    Two warm-up calls first (the allocator, cuDNN's choice of algorithm) and one timed call;
+    then the Timer's ``blocked_autorange`` runs blocks of calls, the block size chosen so that
+    the clock's own cost is negligible, for at least ``min_time`` seconds and, as far as the
+    first call tells, ``min_runs`` blocks. A GPU runs asynchronously: the Timer synchronises the
+    accelerator before each reading of the clock.
 
     >>> time_ms(lambda: sum(range(1000)), min_time=0.01) > 0
     True
     """
     Timer, _ = _benchmark_utils()
-    for _ in range(2):
-        fn()
     timer = Timer(stmt="fn()", globals={"fn": fn})
-    measurement = timer.blocked_autorange(min_run_time=min_time)
+    first = timer.timeit(1).median                    # two warm-up calls, then one timed
+    measurement = timer.blocked_autorange(min_run_time=max(min_time, 1.1 * min_runs * first))
     times = list(measurement.times)                   # seconds per call, one per block
-    while len(times) < min_runs:                      # a slow fn: fewer blocks than asked for
+    while len(times) < min_runs:                      # the calls got slower than the first
         times += timer.timeit(measurement.number_per_run).times
     return statistics.median(times) * 1e3
 
