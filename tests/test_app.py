@@ -605,12 +605,12 @@ def test_checkpoints_of_tabs_that_never_closed_are_removed_when_the_server_exits
     import subprocess
     import sys
 
-    code = ("import torch\n"
+    code = ("from cnnlstm_edu.models import build_model\n"
             "from cnnlstm_edu.app import build_demo, launch\n"
             "from cnnlstm_edu.app.training import TrainSettings\n"
             f"demo = launch(build_demo(device='cpu'), port={free_port()}, prevent_thread_lock=True, quiet=True)\n"
             "tab = demo.sessions.attach(None, 'never-closed')\n"
-            "tab.model, tab.settings = torch.nn.Linear(2, 2), TrainSettings()\n"
+            "tab.model, tab.settings = build_model('cnn_lstm', hidden_size=8), TrainSettings(hidden=8)\n"
             "print(tab.save())\n")
     env = dict(os.environ, TMPDIR=str(tmp_path), GRADIO_TEMP_DIR=str(tmp_path / "gradio"))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180, env=env)

@@ -27,7 +27,7 @@ from torch.nn import functional as F
 from ..explain import explain, explain_shapes
 from ..models import MODELS, build_model
 from ..trace import ShapeTrace, trace_shapes
-from ..viz import recurrent_layer
+from ..analysis import recurrent_layer
 
 __all__ = ["MISTAKES", "Mistake", "BrokenRun", "ShapeReport", "break_it", "check_dims", "shape_report"]
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import gradio as gr
 import torch
 
+from ..checks import check_number
 from ..data import QUADRANT_ORDERS, quadrant_sequences
 from ..shapes import is_out_of_memory
 from . import tryit
@@ -130,12 +131,9 @@ def _guarded(fn, *args) -> tuple:
 def try_test_digit(session: Session | None, index, order: str) -> tuple:
     """Predict test digit number ``index`` (0-9999)."""
     try:
-        i = int(float(index))
-        if float(index) != i or not 0 <= i <= 9999:
-            raise ValueError
-    except (TypeError, ValueError):
-        return _warn(f"the test digit number must be a whole number from 0 to 9999, got {index}."), \
-            None, None, beliefs_html(None)
+        i = check_number(index, "test digit number", integer=True, low=0, high=9999, whole_floats=True)
+    except ValueError as e:
+        return _warn(str(e)), None, None, beliefs_html(None)
     data = quadrant_data(QUADRANT_ORDERS[0])
     return _guarded(_try, session, data.test_images[i], order, int(data.test_y[i]))
 

@@ -25,7 +25,9 @@ import torch
 from torch import nn
 
 from ..models.streaming import FrameStreamer
+from ..modes import eval_mode
 from ..train import to_float
+from ..viz.images import upscale
 
 __all__ = ["DEFAULT_MODEL_SECONDS", "default_model", "frames_strip", "sketch_to_mnist", "stream_beliefs"]
 
@@ -111,12 +113,9 @@ def stream_beliefs(model: nn.Module, seq: torch.Tensor) -> torch.Tensor:
     """
     device = next(model.parameters()).device
     x = to_float(seq.to(device)).unsqueeze(0)          # (1, T, C, H, W)
-    was_training = model.training
-    try:
-        stream = FrameStreamer(model.eval())
+    with eval_mode(model):
+        stream = FrameStreamer(model)
         beliefs = [stream(x[:, t])[0].float().softmax(-1) for t in range(x.shape[1])]  # T x (classes,)
-    finally:
-        model.train(was_training)
     return torch.stack(beliefs).cpu()                  # (T, classes)
 
 
@@ -129,7 +128,7 @@ def frames_strip(seq: torch.Tensor, cell: int = 84, gap: int = 6) -> np.ndarray:
     T, _, H, W = seq.shape
     k = max(1, cell // max(H, W))
     frames = to_float(seq[:, 0]).numpy()                           # (T, H, W) in [0, 1]
-    big = np.repeat(np.repeat(frames, k, axis=1), k, axis=2)       # (T, kH, kW)
+    big = upscale(frames, k, axes=(1, 2))                          # (T, kH, kW)
     out = np.full((k * H, T * k * W + (T - 1) * gap), 0.55)        # grey gaps between frames
     for t in range(T):
         out[:, t * (k * W + gap):t * (k * W + gap) + k * W] = big[t]

@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..viz.images import upscale
+
 __all__ = ["beliefs_html", "curve_frame", "digit_image", "gallery_items"]
 
 _BAR, _TOP, _TRUE = "#6baed6", "#fd8d3c", "#31a354"
@@ -87,8 +89,7 @@ def digit_image(image, size: int = 140) -> np.ndarray:
     (140, 140)
     """
     img = np.asarray(image)
-    k = max(1, size // img.shape[0])
-    return np.repeat(np.repeat(img, k, axis=0), k, axis=1)
+    return upscale(img, max(1, size // img.shape[0]))              # (k*28, k*28)
 
 
 def gallery_items(images: torch.Tensor, labels: list[int], preds: list[int]) -> list[tuple[np.ndarray, str]]:
