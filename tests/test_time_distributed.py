@@ -92,3 +92,15 @@ def test_bad_inputs():
 
 def test_repr_shows_mode():
     assert "mode='loop'" in repr(TimeDistributed(nn.Identity(), mode="loop"))
+
+
+def test_channels_last_video_error_says_permute():
+    # Issue 13, item 18: (B, T, H, W, C) frames used to be labelled C=14 ... W=3, with advice
+    # about in_channels; the fix is a permute to (B, T, C, H, W).
+    td = TimeDistributed(nn.Conv2d(3, 8, kernel_size=3))
+    x = torch.randn(2, 4, 14, 14, 3)                 # (B, T, H, W, C): channels last
+    with pytest.raises(ShapeError) as caught:
+        td(x)
+    message = str(caught.value)
+    assert "(B=2, T=4, H=14, W=14, C=3)" in message
+    assert "x.permute(0, 1, 4, 2, 3)" in message and "in_channels" not in message

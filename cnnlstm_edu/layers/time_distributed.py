@@ -89,14 +89,23 @@ class TimeDistributed(nn.Module):
                 f"{tuple(frames.shape)}. Frames without a channel axis (B, T, H, W) need x.unsqueeze(2)."
             )
 
+        # Frames stored (H, W, C), as Keras, NumPy and PIL keep them, whose last axis is exactly
+        # the channels the conv wants: the fix is a permute, not a different in_channels.
+        channels_last = (isinstance(conv, nn.modules.conv._ConvNd) and frames.dim() == 4
+                         and frames.shape[-1] == conv.in_channels != frames.shape[1])
+
         def what() -> str:
             # The module's own message speaks of the frames it got, (B*T, ...); a learner passed
             # (B, T, ...). Name both; translate_errors keeps torch's words and chains the original.
             frame = format_shape(frames.shape, (rows,) + (None,) * (frames.dim() - 1))
+            axes = ("B", "T", "H", "W", "C") if channels_last else sequence_axes(x.dim())
             return (f"TimeDistributed({name}, mode={self.mode!r}) got "
-                    f"{format_shape(x.shape, sequence_axes(x.dim()))} and passed {name} frames {frame}")
+                    f"{format_shape(x.shape, axes)} and passed {name} frames {frame}")
 
         def hint() -> str:
+            if channels_last:
+                return ("The frames look channels-last (H, W, C), as Keras, NumPy and PIL store them: "
+                        "permute the video first, x.permute(0, 1, 4, 2, 3) -> (B, T, C, H, W).")
             return (f"Each frame is x[:, t], of shape {tuple(x.shape[2:])}: build the module for that "
                     "shape (Conv2d's in_channels = C, Linear's in_features = the last axis).")
 
