@@ -392,3 +392,10 @@ def test_packed_golden(golden):
     torch.manual_seed(0)
     trace = trace_shapes(PackedRNN(nn.LSTM, with_state=True), torch.randn(3, 5, 8), torch.tensor([5, 3, 4]))
     golden("trace_packed", str(trace))
+
+
+def test_pipeline_figure_shows_as_png_without_a_display_hook():
+    # The lessons show trace.plot() as a picture; nothing registers a display hook at import,
+    # so the figure carries its own PNG representation.
+    fig = trace_shapes(build_model("cnn_lstm"), video()).plot()
+    assert fig._repr_png_()[:4] == b"\x89PNG"

@@ -196,12 +196,14 @@ def plot(trace, depth: int = 2, ax=None):
     from matplotlib.figure import Figure
     from matplotlib.patches import FancyArrowPatch
 
+    from ..viz.figure import shows_as_png
+
     boxes = stages(trace, depth)
     # A line per tensor (two when there is a note under the title); drawn in inches down from 0.
     rows_per_stage = [max(2 if stage.note else 1, len(stage.tensors)) for stage in boxes]
     height = 0.6 + sum(n * _LINE + _PAD for n in rows_per_stage) + _GAP * (len(boxes) - 1)
     if ax is None:
-        fig = Figure(figsize=(10, height))
+        fig = shows_as_png(Figure(figsize=(10, height)))   # a PNG in Jupyter, no display hook needed
         ax = fig.add_axes((0, 0, 1, 1))
     else:
         fig = ax.figure
