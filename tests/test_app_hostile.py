@@ -3,28 +3,42 @@
 Items 1-3 and 6: the drawing pad's blob route, uploads that would fill the disk, URLs the server
 would fetch, and wrong values through the API. While the server stays up, its resident memory
 grows by less than 50 MB and its upload folder holds less than 50 MB. Every loop is bounded and
-every request goes to loopback. The server runs in this process, so a lookup of a remote host
-(which any outgoing connection starts with) is seen by the patched ``socket.getaddrinfo``.
+every request goes to loopback. The server is a process of its own (so its memory is its own),
+started by a small script that patches ``socket.getaddrinfo``: any lookup of the probe's host
+name, which an outgoing connection would start with, is written to a file the tests read.
 """
 
 from __future__ import annotations
 
-import gc
 import io
-import json
 import os
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
 from PIL import Image
 
+PROBE_HOST = "cnnlstm-edu-ssrf-probe.example"        # a name the server must never look up
+MB = 1024 * 1024
+SERVER = """
+import socket, sys, threading
+real = socket.getaddrinfo
+def getaddrinfo(host, *args, **kwargs):
+    if {probe!r} in str(host):
+        with open({lookups!r}, "a") as f:
+            f.write(str(host) + "\\n")
+        raise socket.gaierror("the test never lets this name resolve")
+    return real(host, *args, **kwargs)
+socket.getaddrinfo = getaddrinfo
 from cnnlstm_edu.app import build_demo, launch
-from cnnlstm_edu.app.guard import MB
-
-PROBE_HOST = "cnnlstm-edu-ssrf-probe.example"        # a name no test resolves on purpose
+launch(build_demo(device="cpu", final_test=200), port={port}, prevent_thread_lock=True, quiet=True)
+print("serving", flush=True)
+threading.Event().wait()
+"""
 
 
 def free_port() -> int:
@@ -33,69 +47,72 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
+    raise RuntimeError(f"no VmRSS for process {pid}")
 
 
 def folder_mb(folder: Path) -> float:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / MB
 
 
+class Server:
+    def __init__(self, proc, url: str, uploads: Path, lookups: Path) -> None:
+        self.proc, self.url, self.uploads, self.lookups = proc, url, uploads, lookups
+
+    def rss(self) -> float:
+        return rss_mb(self.proc.pid)
+
+    def looked_up(self) -> list[str]:
+        return self.lookups.read_text().split() if self.lookups.exists() else []
+
+
 @pytest.fixture(scope="module")
-def lookups():
-    """Host names the process tried to resolve that are the probe's: the server reaching out."""
-    real = socket.getaddrinfo
-    seen: list[str] = []
-
-    def getaddrinfo(host, *args, **kwargs):
-        if isinstance(host, (str, bytes)) and PROBE_HOST in str(host):
-            seen.append(str(host))
-            raise socket.gaierror("the test never lets this name resolve")
-        return real(host, *args, **kwargs)
-
-    socket.getaddrinfo = getaddrinfo
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hostile")
+    port, lookups, uploads = free_port(), root / "lookups.txt", root / "uploads"
+    script = SERVER.format(probe=PROBE_HOST, lookups=str(lookups), port=port)
+    env = dict(os.environ, GRADIO_TEMP_DIR=str(uploads), TMPDIR=str(root))
+    log = (root / "server.log").open("w")              # a file: a pipe nobody reads could fill up
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
     try:
-        yield seen
+        deadline = time.monotonic() + 180
+        while "serving" not in (root / "server.log").read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, (root / "server.log").read_text()[-2000:]
+            time.sleep(0.2)
+        yield Server(proc, url, uploads, lookups)
     finally:
-        socket.getaddrinfo = real
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, lookups):
-    folder = tmp_path_factory.mktemp("uploads")
-    old = os.environ.get("GRADIO_TEMP_DIR")
-    os.environ["GRADIO_TEMP_DIR"] = str(folder)       # gradio's upload folder, read at launch
-    demo = launch(build_demo(device="cpu", final_test=200), port=free_port(), prevent_thread_lock=True,
-                  quiet=True)
-    try:
-        yield demo, folder
-    finally:
-        demo.close()
-        if old is None:
-            os.environ.pop("GRADIO_TEMP_DIR", None)
-        else:
-            os.environ["GRADIO_TEMP_DIR"] = old
+def config(server):
+    return httpx.get(f"{server.url}/config", timeout=30).json()
 
 
 @pytest.fixture(scope="module")
-def baseline(server):
+def baseline(server, config):
     """The server's resident memory once it serves, before any hostile request."""
-    gc.collect()
-    return rss_mb()
+    return server.rss()
 
 
 @pytest.fixture(scope="module")
 def http(server, baseline):
-    demo, _ = server
-    with httpx.Client(base_url=demo.local_url.rstrip("/"), timeout=60) as client:
+    with httpx.Client(base_url=server.url, timeout=60) as client:
         yield client
 
 
-def _sketchpad_id(demo) -> int:
-    return next(b._id for b in demo.blocks.values() if type(b).__name__ == "Sketchpad")
+def _sketchpad_id(config) -> int:
+    return next(c["id"] for c in config["components"] if c["type"] == "imageeditor")
+
+
+def _fn_index(config, api_name: str) -> int:
+    return next(d["id"] for d in config["dependencies"] if d.get("api_name") == api_name)
 
 
 def _png(width: int, height: int) -> bytes:
@@ -104,10 +121,9 @@ def _png(width: int, height: int) -> bytes:
     return out.getvalue()
 
 
-def test_blob_route_is_closed_and_keeps_nothing(server, http):
-    demo, _ = server
-    sketch = _sketchpad_id(demo)
-    before = rss_mb()
+def test_blob_route_is_closed_and_keeps_nothing(server, http, config):
+    sketch = _sketchpad_id(config)
+    before = server.rss()
     for i in range(20):                                # each under a new id: nothing may be kept
         form = {"component_id": str(sketch), "session_hash": f"hostile-{i}", "fn_name": "accept_blobs",
                 "type": "layer", "index": str(10_000_000), "id": f"blob-{i}"}
@@ -117,13 +133,11 @@ def test_blob_route_is_closed_and_keeps_nothing(server, http):
     r = http.post("/gradio_api/component_server/", json={"component_id": sketch, "session_hash": "x",
                                                           "fn_name": "accept_blobs", "data": {}})
     assert r.status_code == 404
-    gc.collect()
-    assert rss_mb() - before < 50
-    assert all(not getattr(b, "blob_storage", None) for b in demo.blocks.values())
+    assert server.rss() - before < 50
 
 
 def test_uploads_are_bounded_per_request_per_client_and_overall(server, http):
-    _, folder = server
+    folder = server.uploads
     # One request with 50 distinct 2 MB files: refused before it is read.
     files = [("files", (f"f{i}.png", os.urandom(2 * MB), "image/png")) for i in range(50)]
     r = http.post("/gradio_api/upload", files=files)
@@ -140,14 +154,13 @@ def test_uploads_are_bounded_per_request_per_client_and_overall(server, http):
     assert folder_mb(folder) < 50
 
 
-def test_url_inputs_are_refused_without_connecting_out(server, http, lookups):
-    demo, _ = server
+def test_url_inputs_are_refused_without_connecting_out(server, http, config):
     for path in (f"/gradio_api/file=http://{PROBE_HOST}/x.png", f"/gradio_api/file=https://{PROBE_HOST}/x.png",
                  f"/gradio_api/file=//{PROBE_HOST}/x.png", f"/gradio_api/proxy=https://{PROBE_HOST}/x"):
         r = http.get(path)
         assert r.status_code == 403 and "URL inputs are refused" in r.text, path
     # A drawing whose file entry names a remote image, sent as the page sends an event.
-    fn_index = next(i for i, fn in demo.fns.items() if fn.api_name == "try_sketch")
+    fn_index = _fn_index(config, "try_sketch")
     entry = {"path": f"https://{PROBE_HOST}/digit.png", "meta": {"_type": "gradio.FileData"}}
     body = {"data": [None, {"background": None, "layers": [], "composite": entry}, "1234"],
             "fn_index": fn_index, "session_hash": "hostile-url", "event_data": None, "trigger_id": None}
@@ -156,15 +169,14 @@ def test_url_inputs_are_refused_without_connecting_out(server, http, lookups):
     entry = {"path": "/tmp/x.png", "url": f"http://{PROBE_HOST}/x.png", "meta": {"_type": "gradio.FileData"}}
     body["data"][1]["composite"] = entry
     assert http.post("/gradio_api/queue/join", json=body).status_code == 400
-    assert lookups == []                              # the server never tried to reach the host
+    assert server.looked_up() == []                   # the server never tried to reach the host
 
 
 @pytest.fixture(scope="module")
 def client(server):
     from gradio_client import Client
 
-    demo, _ = server
-    return Client(demo.local_url, verbose=False, download_files=False)
+    return Client(server.url, verbose=False, download_files=False)
 
 
 @pytest.mark.parametrize("position, value, field", [
@@ -201,7 +213,7 @@ def test_bad_drawings_name_the_field(client, tmp_path, name, content, says):
 
 def test_the_server_stayed_small(server, http, baseline):
     """Run last in this file: after everything above, memory and disk stayed bounded."""
-    demo, folder = server
+    folder = server.uploads
     for i in range(5):                                 # the whole barrage once more, quickly
         http.post("/gradio_api/component_server", data={"component_id": "1", "session_hash": "h",
                                                         "fn_name": "accept_blobs", "type": "layer",
@@ -209,8 +221,10 @@ def test_the_server_stayed_small(server, http, baseline):
                   files={"file": ("l.png", b"x" * 1000, "image/png")})
         http.post("/gradio_api/upload", files={"files": (f"z{i}.png", os.urandom(MB), "image/png")})
         http.get(f"/gradio_api/file=http://{PROBE_HOST}/{i}")
-    gc.collect()
-    assert rss_mb() - baseline < 50
-    assert folder_mb(folder) < 50
+    grown, held = server.rss() - baseline, folder_mb(folder)
+    print(f"after the hostile requests: RSS {grown:+.1f} MB, upload folder {held:.1f} MB")
+    assert grown < 50
+    assert held < 50
     assert http.get("/config").status_code == 200        # and it still serves
-    assert json.loads(http.get("/gradio_api/info").text)["named_endpoints"]
+    assert http.get("/gradio_api/info").json()["named_endpoints"]
+    assert server.looked_up() == [] and server.proc.poll() is None
