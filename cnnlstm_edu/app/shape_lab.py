@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..checks import check_number
 from ..explain import explain, explain_shapes
 from ..models import MODELS, build_model
 from ..trace import ShapeTrace, trace_shapes
@@ -48,12 +49,8 @@ def check_dims(B, T, C, H, W) -> tuple[int, int, int, int, int]:
     """
     names = {"B": "clips in the batch", "T": "time steps", "C": "channels", "H": "frame height",
              "W": "frame width"}
-    out = []
-    for (axis, meaning), value in zip(names.items(), (B, T, C, H, W)):
-        ok = value is not None and not isinstance(value, bool) and float(value) == int(float(value))
-        if not ok or not 1 <= int(float(value)) <= LIMITS[axis]:
-            raise ValueError(f"{axis} ({meaning}) must be a whole number from 1 to {LIMITS[axis]}, got {value}.")
-        out.append(int(float(value)))
+    out = [check_number(value, f"{axis} ({meaning})", integer=True, low=1, high=LIMITS[axis], whole_floats=True)
+           for (axis, meaning), value in zip(names.items(), (B, T, C, H, W))]
     total = out[0] * out[1] * out[2] * out[3] * out[4]
     if total > MAX_ELEMENTS:
         raise ValueError(f"B*T*C*H*W = {total:,} numbers is more than this page traces "
