@@ -4,22 +4,34 @@
 A checkpoint here is one ``.safetensors`` file: raw tensors, and in the file's metadata a JSON
 object naming the model and its config, so :func:`load_checkpoint` can rebuild the model and
 fill it without executing anything from the file.
+
+The metadata (format ``cnnlstm_edu.checkpoint/2``) is one JSON object:
+``{"format", "model", "config", "version", "info", "sha256"}``. ``sha256`` is
+:func:`tensor_digest` of the weights, taken at save time and checked at load, so a file whose
+weights were changed afterwards is refused. Files of format 1 (cnnlstm_edu 0.1.0 before the
+digest) carry none and are refused with a message saying so: they can't be told apart from
+altered ones. Retrain and save again. The digest finds damage and edits, not forgery: whoever
+can rewrite the weights can rewrite the digest too, so share checkpoints the way you share code.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import struct
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from .atomic import atomic_path, check_writable
 
 __all__ = ["save_checkpoint", "load_checkpoint", "check_writable", "CheckpointError"]
 
-FORMAT = "cnnlstm_edu.checkpoint/1"
+FORMAT = "cnnlstm_edu.checkpoint/2"   # 2: the header holds "sha256", a digest of the tensors
+_FORMAT_1 = "cnnlstm_edu.checkpoint/1"  # no digest: refused, since it can't be verified
 
 
 class CheckpointError(ValueError):
@@ -45,7 +57,10 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, **info) -> Path:
     from .models import model_config
 
     name, config = model_config(model)
-    header = {"format": FORMAT, "model": name, "config": config, "version": __version__, "info": info}
+    # safetensors refuses tensors that share memory; contiguous copies on the CPU are always safe.
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    header = {"format": FORMAT, "model": name, "config": config, "version": __version__, "info": info,
+              "sha256": tensor_digest(tensors)}
     try:
         text = json.dumps(header)
     except (TypeError, ValueError) as e:
@@ -55,13 +70,30 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, **info) -> Path:
         path = check_writable(path)
     except OSError as e:
         raise type(e)(f"save_checkpoint: {e}") from None
-    # safetensors refuses tensors that share memory; contiguous copies on the CPU are always safe.
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     # Written beside the target and renamed over it: a crash, a full disk or SIGTERM mid-write
     # leaves the old file (or none), never a truncated checkpoint under the real name.
     with atomic_path(path) as tmp:
         save_file(tensors, tmp, metadata={"cnnlstm_edu": text})
     return path
+
+
+def tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over every tensor's name, dtype, shape and bytes, in name order (hex).
+
+    Stored in the checkpoint at save time and recomputed at load, so a file whose weights were
+    changed after saving (one flipped bit is enough) is refused instead of loaded.
+
+    >>> tensor_digest({"w": torch.zeros(2)}) == tensor_digest({"w": torch.zeros(2)})
+    True
+    >>> tensor_digest({"w": torch.zeros(2)}) == tensor_digest({"w": torch.zeros(1, 2)})
+    False
+    """
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        digest.update(json.dumps([name, str(t.dtype), list(t.shape)]).encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())   # the raw bytes, any dtype
+    return digest.hexdigest()
 
 
 def _check_header(path: Path) -> None:
@@ -87,14 +119,86 @@ def _check_header(path: Path) -> None:
                               f"has {path.stat().st_size}")
 
 
+def _read_metadata(path: Path, meta: dict) -> dict:
+    """The checkpoint's JSON header, with every field of the type it must have."""
+    def foreign(why: str) -> CheckpointError:
+        return CheckpointError(f"{path} is a safetensors file, but not one written by "
+                               f"cnnlstm_edu.save_checkpoint ({why})")
+
+    try:
+        header = json.loads(meta["cnnlstm_edu"])
+    except (KeyError, ValueError, TypeError):
+        raise foreign("no model config in its metadata") from None
+    if not isinstance(header, dict) or not isinstance(header.get("format"), str):
+        raise foreign(f"its metadata is {type(header).__name__} {str(header)[:60]!r}, not a header "
+                      "with a format")
+    fmt, version = header["format"], header.get("version", "unknown")
+    if fmt == _FORMAT_1:
+        raise CheckpointError(
+            f"{path} was saved by cnnlstm_edu {version} in format 1, which stores no digest of its "
+            "weights, so this version can't tell it from an altered file and refuses it. Train the "
+            "model again and save it with this version (python -m cnnlstm_edu train ... --save).")
+    if fmt != FORMAT:
+        raise CheckpointError(f"{path} is a checkpoint in format {fmt!r}; this version of cnnlstm_edu "
+                              f"reads {FORMAT!r}. Load it with the version that wrote it "
+                              f"({version}) and save it again.")
+    types = {"info": dict, "version": str, "sha256": str}   # model and config: checked by the caller
+    wrong = [f"{key} is {type(header.get(key)).__name__}, not {kind.__name__}"
+             for key, kind in types.items() if not isinstance(header.get(key), kind)]
+    if wrong:
+        raise CheckpointError(f"{path}: its header is malformed: {'; '.join(wrong)}. The file was "
+                              "altered, or written by other code.")
+    return header
+
+
+def _bound_config(path: Path, name: str, config: dict, found: dict) -> None:
+    """Refuse a config that asks for more structure than the file's tensors hold, before any
+    model is built from it: building 10^5 layers, even on the meta device, takes minutes."""
+    layers = {m.group(1) for key in found if (m := re.search(r"\.weight_ih_l(\d+)$", key))}
+    num_layers = config.get("num_layers", 1)
+    if num_layers != len(layers):
+        raise CheckpointError(f"{path}: its config asks for num_layers={num_layers!r}, but the file "
+                              f"holds recurrent weights for {len(layers)} layer(s)")
+    for field, value in config.items():
+        if isinstance(value, list) and len(value) > len(found):
+            raise CheckpointError(f"{path}: its config's {field} has {len(value)} entries, more than "
+                                  f"the {len(found)} tensors in the file could fill")
+
+
+def _check_shapes(path: Path, name: str, config: dict, found: dict) -> None:
+    """Build the model on the meta device and compare its weight names and shapes with the file's.
+
+    The meta device allocates nothing: a config asking for a huge model costs no memory, and
+    its weight shapes can be checked against the file's before any real tensor exists."""
+    from .models import build_model
+
+    try:
+        with torch.device("meta"):
+            skeleton = build_model(name, **config)
+    except Exception as e:   # noqa: BLE001  the config is untrusted data: whatever it breaks is "no model"
+        raise CheckpointError(f"{path}: its config does not build a {name} model: {e}") from None
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    if found == expected:
+        return
+    missing = sorted(set(expected) - set(found))
+    extra = sorted(set(found) - set(expected))
+    wrong = [f"{k} {found[k]} (the model has {expected[k]})" for k in expected
+             if k in found and found[k] != expected[k]]
+    problems = ([f"missing {missing[:3]}"] if missing else []) + ([f"unexpected {extra[:3]}"] if extra else []) \
+        + ([f"wrong shape: {', '.join(wrong[:3])}"] if wrong else [])
+    raise CheckpointError(f"{path}: its weights do not fit the {name} model its config describes: "
+                          + "; ".join(problems) + ". The file was altered, or written by other code.")
+
+
 def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> tuple[nn.Module, dict]:
     """Rebuild the model saved at ``path``; returns ``(model, info)``. Never unpickles.
 
     The file is checked before anything is built from it: a pickle (whatever its name), an empty,
-    truncated or foreign file, a config that does not build a model, or weights whose names and
-    shapes are not the model's raise :class:`CheckpointError` (a ``ValueError``) saying which.
+    truncated or foreign file, malformed metadata, a config that asks for more layers than the
+    file holds or does not build a model, weights whose names and shapes are not the model's, and
+    weights that no longer match the digest stored at save time raise :class:`CheckpointError`
+    (a ``ValueError``) saying which.
     """
-    import torch
     from safetensors import SafetensorError
     from safetensors.torch import load_file, safe_open
 
@@ -110,42 +214,20 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> tuple[nn.Mo
             found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
     except SafetensorError as e:
         raise CheckpointError(f"{path} is not a readable safetensors file: {e}") from None
-    try:
-        header = json.loads(meta["cnnlstm_edu"])
-        fmt = header["format"]
-    except (KeyError, ValueError, TypeError):
-        raise CheckpointError(f"{path} is a safetensors file, but not one written by "
-                              "cnnlstm_edu.save_checkpoint (no model config in its metadata)") from None
-    if fmt != FORMAT:
-        raise CheckpointError(f"{path} is a checkpoint in format {fmt!r}; this version of cnnlstm_edu "
-                              f"reads {FORMAT!r}. Load it with the version that wrote it "
-                              f"({header.get('version', 'unknown')}) and save it again.")
+    header = _read_metadata(path, meta)
     name, config = header.get("model"), header.get("config")
-    if name not in MODELS or not isinstance(config, dict):
-        raise CheckpointError(f"{path}: the config names model {name!r} with config {config!r}; "
+    if not isinstance(name, str) or name not in MODELS or not isinstance(config, dict):
+        raise CheckpointError(f"{path}: the config names model {name!r} with config {config!r:.80}; "
                               f"expected one of {sorted(MODELS)} and a dict of its fields")
-    # Built first on the meta device, which allocates nothing: a config asking for a huge model
-    # costs no memory, and its weight shapes can be checked against the file's before any real
-    # tensor exists.
+    _bound_config(path, name, config, found)
+    _check_shapes(path, name, config, found)
     try:
-        with torch.device("meta"):
-            skeleton = build_model(name, **config)
-    except (TypeError, ValueError, RuntimeError) as e:   # RuntimeError: sizes that overflow
-        raise CheckpointError(f"{path}: its config does not build a {name} model: {e}") from None
-    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
-    if found != expected:
-        missing = sorted(set(expected) - set(found))
-        extra = sorted(set(found) - set(expected))
-        wrong = [f"{k} {found[k]} (the model has {expected[k]})" for k in expected
-                 if k in found and found[k] != expected[k]]
-        problems = ([f"missing {missing[:3]}"] if missing else []) + ([f"unexpected {extra[:3]}"] if extra else []) \
-            + ([f"wrong shape: {', '.join(wrong[:3])}"] if wrong else [])
-        raise CheckpointError(f"{path}: its weights do not fit the {name} model its config describes: "
-                              + "; ".join(problems) + ". The file was altered, or written by other code.")
-    try:
-        tensors = load_file(str(path), device=device)
+        tensors = load_file(str(path), device="cpu")
     except SafetensorError as e:
         raise CheckpointError(f"{path} is not a readable safetensors file: {e}") from None
+    if tensor_digest(tensors) != header["sha256"]:
+        raise CheckpointError(f"{path}: its weights do not match the digest stored when it was saved: "
+                              "the file was altered or damaged after saving, and is refused.")
     model = build_model(name, **config)
     model.load_state_dict(tensors)
-    return model.to(device), header.get("info", {})
+    return model.to(device), header["info"]

@@ -5,13 +5,14 @@ import pickle
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
 from cnnlstm_edu import load_checkpoint, save_checkpoint
-from cnnlstm_edu.checkpoint import FORMAT, CheckpointError
+from cnnlstm_edu.checkpoint import FORMAT, CheckpointError, tensor_digest
 from cnnlstm_edu.models import CNNLSTM, build_model
 
 
@@ -114,11 +115,13 @@ def test_truncated_and_foreign_files(tmp_path):
 
 
 def tampered(tmp_path, header=None, tensors=None, raw_meta=None):
-    """A safetensors file with our metadata key, but a config or weights other than save_checkpoint's."""
+    """A safetensors file with our metadata key, but a config or weights other than save_checkpoint's.
+
+    Its digest matches its tensors, so what is refused is the config or the weights themselves."""
     model = CNNLSTM(channels=(4, 8), hidden_size=8)
     tensors = tensors if tensors is not None else {k: v.contiguous() for k, v in model.state_dict().items()}
     base = {"format": FORMAT, "model": "cnn_lstm", "config": {"channels": [4, 8], "hidden_size": 8},
-            "version": "0.1.0", "info": {}}
+            "version": "0.1.0", "info": {}, "sha256": tensor_digest(tensors)}
     meta = raw_meta if raw_meta is not None else json.dumps({**base, **(header or {})})
     path = tmp_path / "tampered.safetensors"
     save_file(tensors, str(path), metadata={"cnnlstm_edu": meta})
@@ -198,3 +201,70 @@ def test_the_next_save_removes_the_debris_of_a_killed_save(tmp_path):
     other.write_text("x")
     path = save_checkpoint(CNNLSTM(channels=(4, 8), hidden_size=8), tmp_path / "n.safetensors")
     assert sorted(tmp_path.iterdir()) == sorted([other, path])
+
+
+# --- crafted and altered files (issue 13, items 12-14) -----------------------------------------
+
+@pytest.mark.parametrize("config, match", [
+    ({"channels": [4, 8], "hidden_size": 8, "num_layers": 10**5}, "num_layers=100000.*1 layer"),
+    ({"channels": [4, 8], "hidden_size": 8, "num_layers": 2}, "num_layers=2.*1 layer"),
+    ({"channels": [4] * 10**5, "hidden_size": 8}, "channels"),
+])
+def test_a_config_asking_for_more_than_the_file_holds_is_refused_fast(tmp_path, config, match):
+    # Item 12: num_layers=10**5 took more than 280 s to refuse; the tensors fix the layer count.
+    path = tampered(tmp_path, header={"config": config})
+    start = time.perf_counter()
+    with pytest.raises(CheckpointError, match=match):
+        load_checkpoint(path)
+    assert time.perf_counter() - start < 5
+
+
+@pytest.mark.parametrize("meta", [
+    "[1, 2]", '"text"', "null", "3",
+    {"model": ["cnn_lstm"]}, {"model": {"a": 1}}, {"model": None},
+    {"config": [1, 2]}, {"config": None}, {"config": {"channels": {"a": 1}, "hidden_size": 8}},
+    {"config": {"channels": [4, 8], "hidden_size": [8]}}, {"config": {"channels": [[4], 8]}},
+    {"info": [1, 2]}, {"info": "order"}, {"info": None},
+    {"format": ["cnnlstm_edu.checkpoint/2"]}, {"format": None}, {"version": [1]},
+    {"sha256": 5}, {"sha256": None},
+])
+def test_malformed_metadata_is_a_checkpoint_error(tmp_path, meta):
+    # Item 13: '"model": [...]' raised TypeError: unhashable type; '"info": [1, 2]' loaded as a list.
+    if isinstance(meta, dict):
+        with pytest.raises(CheckpointError):
+            load_checkpoint(tampered(tmp_path, header=meta))
+    else:
+        with pytest.raises(CheckpointError, match="not one written by"):
+            load_checkpoint(tampered(tmp_path, raw_meta=meta))
+
+
+def test_one_flipped_weight_byte_is_refused(tmp_path):
+    # Item 14: the README says altered files are refused, but a flipped byte loaded silently.
+    path = save_checkpoint(CNNLSTM(channels=(4, 8), hidden_size=8), tmp_path / "m.safetensors")
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0x01                                   # the last bytes are weights, not the header
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="digest.*altered"):
+        load_checkpoint(path)
+
+
+def test_a_checkpoint_without_a_digest_is_refused(tmp_path):
+    model = CNNLSTM(channels=(4, 8), hidden_size=8)
+    tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
+    with pytest.raises(CheckpointError, match="no digest"):
+        load_checkpoint(tampered(tmp_path, raw_meta=json.dumps({
+            "format": "cnnlstm_edu.checkpoint/1", "model": "cnn_lstm",
+            "config": {"channels": [4, 8], "hidden_size": 8}, "version": "0.1.0", "info": {}})))
+    with pytest.raises(CheckpointError, match="digest"):
+        load_checkpoint(tampered(tmp_path, header={"sha256": "0" * 64}, tensors=tensors))
+
+
+def test_the_digest_covers_names_dtypes_shapes_and_bytes():
+    a = {"w": torch.zeros(2, 3), "b": torch.ones(3)}
+    assert tensor_digest(a) == tensor_digest(dict(reversed(list(a.items()))))   # order-free
+    for changed in ({**a, "extra": torch.zeros(1)},
+                    {"w": torch.zeros(3, 2), "b": torch.ones(3)},
+                    {"w": torch.zeros(2, 3, dtype=torch.float64), "b": torch.ones(3)},
+                    {"w": torch.zeros(2, 3), "b": torch.tensor([1.0, 1.0, 1.0 + 2**-20])},
+                    {"v": torch.zeros(2, 3), "b": torch.ones(3)}):
+        assert tensor_digest(changed) != tensor_digest(a)
