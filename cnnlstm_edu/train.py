@@ -48,6 +48,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .layers import RECURRENT_TYPES
+from .modes import eval_mode
 
 __all__ = ["Event", "Curriculum", "Classification", "fit", "evaluate", "predict", "resolve_device",
            "device_name", "to_float", "parameter_groups"]
@@ -248,7 +249,9 @@ class Classification:
         return {"test_loss": loss, "test_acc": acc}
 
     def validation_loss(self, model, x, y, device, unroll=None) -> float:
-        with torch.no_grad(), _autocast(device):
+        # Held out, so measured as deployed: no dropout noise, and BatchNorm's running
+        # statistics don't learn from the slice the plateau test needs unseen.
+        with eval_mode(model), torch.no_grad(), _autocast(device):
             logits = model(to_float(x[:, :unroll] if unroll else x).to(device))
             return F.cross_entropy(logits.float(), y.to(device)).item()
 

@@ -219,3 +219,21 @@ def test_streamer_rejects_clips_and_non_sequence_models():
         stream(torch.zeros(1, 4, 1, 14, 14))
     with pytest.raises(TypeError, match="CNNLSTM"):
         FrameStreamer(torch.nn.Linear(2, 2))
+
+
+# --- held-out losses run in eval mode (issue 13, item 20) --------------------------------------
+
+@pytest.mark.parametrize("objective, make, data", [
+    (Classification(), lambda: model(dropout=0.5), "digits"),
+    (NextFrameObjective(), small_next_frame, "videos"),
+])
+def test_validation_loss_is_measured_in_eval_mode(objective, make, data, request):
+    # Dropout must not add noise to the plateau test, and BatchNorm's running statistics must not
+    # learn from the held-out slice; the model comes back in training mode.
+    x, y = request.getfixturevalue(data)
+    x, y = (x[:32], y[:32]) if data == "digits" else (x[:8], None)
+    m = make().train()
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    losses = [objective.validation_loss(m, x, y, torch.device("cpu"), unroll=2) for _ in range(2)]
+    assert losses[0] == losses[1] and m.training and all(mod.training for mod in m.modules())
+    assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())

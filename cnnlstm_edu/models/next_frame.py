@@ -39,6 +39,7 @@ from torch.nn import functional as F
 from ..layers.convlstm import ConvLSTM
 from ..layers.time_distributed import TimeDistributed
 from ..shapes import check_float, check_shape, fold_time, unfold_time
+from ..modes import eval_mode
 from ..train import to_float
 
 __all__ = ["NextFrame", "NextFrameConfig", "NextFrameObjective"]
@@ -213,13 +214,9 @@ class NextFrameObjective:
         return bce(pred, x[:, 1:]), torch.zeros((), device=x.device)
 
     def validation_loss(self, model, x, y, device, unroll=None) -> float:
-        was_training = model.training
-        model.eval()
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             clips = to_float(x[:, : unroll + 1] if unroll else x).to(device)
-            loss = self.loss(model, clips)[0].item()
-        model.train(was_training)
-        return loss
+            return self.loss(model, clips)[0].item()
 
     @torch.no_grad()
     def evaluate(self, model, x, y, device) -> dict:
