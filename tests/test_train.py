@@ -114,7 +114,11 @@ def test_closing_the_generator_stops_training(small_mnist):
 
 @pytest.mark.parametrize("kwargs,match", [
     ({}, "epochs=, time_budget="),
-    ({"epochs": 0}, "positive"),
+    ({"epochs": 0}, "epochs must be a finite number above 0"),
+    ({"epochs": float("nan")}, "epochs must be a finite number above 0, got nan"),
+    ({"time_budget": float("inf")}, "time_budget must be a finite number"),
+    ({"epochs": 1, "warmup": 1}, "warmup"),
+    ({"epochs": 1, "log_every": 0}, "log_every"),
     ({"epochs": 1, "batch_size": 0}, "batch_size"),
     ({"epochs": 1, "lr": -1}, "lr"),
 ])
@@ -154,3 +158,19 @@ def test_resolve_device():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no GPU"):
             resolve_device("cuda")
+
+
+def test_train_config_is_the_same_run_as_keywords(small_mnist):
+    from cnnlstm_edu.train import TrainConfig
+
+    data = (small_mnist[0][0][:256], small_mnist[0][1][:256])
+    runs = []
+    for how in ({"epochs": 1, "batch_size": 64, "device": "cpu"},
+                {"config": TrainConfig(epochs=1, batch_size=64, device="cpu")}):
+        events = list(fit(tiny_model(), data, **how))
+        runs.append([(e.kind, e.step, e.loss, e.lr) for e in events])
+    assert str(runs[0]) == str(runs[1])
+    with pytest.raises(TypeError, match="not both"):
+        next(fit(tiny_model(), data, config=TrainConfig(epochs=1), lr=0.1))
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        next(fit(tiny_model(), data, epoch=1))

@@ -181,7 +181,8 @@ def test_scheduled_sampling_with_curriculum_steps_up_by_a_quarter(videos):
     ({"sampling": "sometimes"}, "sampling must be"),
     ({"curriculum": Curriculum(start_unroll=4)}, "shorter than the sequences"),
     ({"curriculum": Curriculum(start_unroll=0)}, "at least 1"),
-    ({"clip_grad": 0}, "positive"),
+    ({"clip_grad": 0}, "clip_grad must be a finite number above 0"),
+    ({"curriculum": Curriculum(patience=0)}, "curriculum: patience must be a positive int"),
     ({"optimizer": "lbfgs"}, "adamw"),
     ({"sampling_max": 1.5}, "probability"),
 ])

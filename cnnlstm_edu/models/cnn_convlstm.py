@@ -17,6 +17,7 @@ from torch import nn
 
 from ..layers.convlstm import ConvLSTM
 from ..layers.time_distributed import TimeDistributed
+from ..modes import eval_mode
 from ..shapes import check_float, check_shape
 from .encoders import FrameCNN, TorchvisionBackbone
 
@@ -100,10 +101,8 @@ class CNNConvLSTM(nn.Module):
 @torch.no_grad()
 def _map_shape(cnn: nn.Module, frame_size: int) -> tuple[int, int, int]:
     """(C', H', W') of ``cnn``'s output for one frame, found by running it once on zeros."""
-    was_training = cnn.training
-    cnn.eval()                                  # BatchNorm cannot train on a single frame
-    C, H, W = cnn(torch.zeros(1, 3, frame_size, frame_size)).shape[1:]
-    cnn.train(was_training)
+    with eval_mode(cnn):                        # BatchNorm cannot train on a single frame
+        C, H, W = cnn(torch.zeros(1, 3, frame_size, frame_size)).shape[1:]
     return C, H, W
 
 

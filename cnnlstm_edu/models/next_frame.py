@@ -40,7 +40,7 @@ from ..layers.convlstm import ConvLSTM
 from ..layers.time_distributed import TimeDistributed
 from ..shapes import check_float, check_shape, fold_time, unfold_time
 from ..modes import eval_mode
-from ..train import to_float
+from ..pixels import to_float
 
 __all__ = ["NextFrame", "NextFrameConfig", "NextFrameObjective"]
 
@@ -223,18 +223,16 @@ class NextFrameObjective:
         k, m = self.context, self.horizon
         if x.shape[1] < k + m:
             raise ValueError(f"test clips have {x.shape[1]} frames; context={k} + horizon={m} need {k + m}")
-        was_training = model.training
-        model.eval()
         se_model = torch.zeros(m)
         se_copy = torch.zeros(m)
-        for i in range(0, len(x), self.batch_size):
-            clips = to_float(x[i:i + self.batch_size]).to(device)    # (b, T, C, H, W)
-            truth = clips[:, k:k + m]                                 # (b, m, C, H, W)
-            pred = model.forecast(clips[:, :k], m).float()            # (b, m, C, H, W)
-            last = clips[:, k - 1 : k]                                # (b, 1, C, H, W)
-            se_model += (pred - truth).square().sum(dim=(0, 2, 3, 4)).cpu()
-            se_copy += (last - truth).square().sum(dim=(0, 2, 3, 4)).cpu()
-        model.train(was_training)
+        with eval_mode(model):
+            for i in range(0, len(x), self.batch_size):
+                clips = to_float(x[i:i + self.batch_size]).to(device)    # (b, T, C, H, W)
+                truth = clips[:, k:k + m]                                 # (b, m, C, H, W)
+                pred = model.forecast(clips[:, :k], m).float()            # (b, m, C, H, W)
+                last = clips[:, k - 1 : k]                                # (b, 1, C, H, W)
+                se_model += (pred - truth).square().sum(dim=(0, 2, 3, 4)).cpu()
+                se_copy += (last - truth).square().sum(dim=(0, 2, 3, 4)).cpu()
         per_frame = len(x) * x[0, 0].numel()
         mse, copy = se_model / per_frame, se_copy / per_frame         # (m,) each
         return {"test_loss": mse.mean().item(), "test_mse": mse.mean().item(),

@@ -44,12 +44,10 @@ class FrameStreamer(nn.Module):
                             f"classifier), got {type(model).__name__}")
         self.model = model
         self.rnn = Stateful(rnn)
-        self.frames_seen = 0
 
     def reset(self) -> None:
         """Start a new video: forget the state."""
         self.rnn.reset_state()
-        self.frames_seen = 0
 
     @torch.no_grad()
     def forward(self, frame: torch.Tensor) -> torch.Tensor:
@@ -61,5 +59,4 @@ class FrameStreamer(nn.Module):
         x = frame.unsqueeze(1)                       # (B, 1, C, H, W): a clip of one frame
         feats = self.model.encoder(x)                # (B, 1, F) or (B, 1, C', H', W')
         h = self.rnn(feats)[:, -1]                   # (B, hidden) or (B, F, H', W'): state carried on
-        self.frames_seen += 1
         return self.model.classifier(h.flatten(1))   # (B, classes)
