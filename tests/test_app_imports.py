@@ -4,6 +4,7 @@ Checked in a fresh interpreter, which imports gradio and PIL first (so their own
 state is the baseline), then every module of ``cnnlstm_edu.app``.
 """
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -38,7 +39,9 @@ print(json.dumps({"modules": names, "changed": changed,
 
 def test_importing_every_app_module_changes_no_global_state():
     files_before = sorted(p.name for p in APP.iterdir())
-    out = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True, timeout=300)
+    # A clean environment: an app launched earlier in this process has already configured it.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRADIO_")}
+    out = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     import json
 
