@@ -102,6 +102,17 @@ def _check_header(path: Path) -> None:
         head = f.read(9)
         f.seek(-1 if path.stat().st_size else 0, os.SEEK_END)
         last = f.read(1)
+    size = path.stat().st_size
+    if head[8:9] == b"{":
+        # A safetensors file: 8 bytes of header length, then the JSON header. Decided first, since
+        # that length's first byte can be 0x80 (a 2176-byte header), the mark of a pickle. A file
+        # shaped like this is only ever parsed as safetensors, never unpickled: a crafted one fails
+        # to parse and is refused below.
+        (header_len,) = struct.unpack("<Q", head[:8])
+        if header_len + 8 > size:
+            raise CheckpointError(f"{path} is truncated: its header says {header_len} bytes, the file "
+                                  f"has {size}")
+        return
     # Protocol 2+ pickles open with 0x80, torch.save's zip with PK; protocol 0/1 pickles open with
     # a mark, a global or a list and always end with the STOP opcode ".".
     if head[:1] == b"\x80" or head[:4] == b"PK\x03\x04" or (head[:1] in (b"(", b"c", b"]", b"}", b"N")
@@ -110,13 +121,8 @@ def _check_header(path: Path) -> None:
             f"{path} looks like a pickle (torch.save) file. Loading it would run code stored in it, "
             "so this package refuses. Re-save the weights with save_checkpoint(model, path)."
         )
-    if len(head) < 9 or head[8:9] != b"{":
-        raise CheckpointError(f"{path} is not a safetensors checkpoint (it is empty, truncated or "
-                              "another kind of file)")
-    (header_len,) = struct.unpack("<Q", head[:8])
-    if header_len + 8 > path.stat().st_size:
-        raise CheckpointError(f"{path} is truncated: its header says {header_len} bytes, the file "
-                              f"has {path.stat().st_size}")
+    raise CheckpointError(f"{path} is not a safetensors checkpoint (it is empty, truncated or "
+                          "another kind of file)")
 
 
 def _read_metadata(path: Path, meta: dict) -> dict:

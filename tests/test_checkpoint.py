@@ -268,3 +268,18 @@ def test_the_digest_covers_names_dtypes_shapes_and_bytes():
                     {"w": torch.zeros(2, 3), "b": torch.tensor([1.0, 1.0, 1.0 + 2**-20])},
                     {"v": torch.zeros(2, 3), "b": torch.ones(3)}):
         assert tensor_digest(changed) != tensor_digest(a)
+
+
+def test_a_header_length_starting_with_0x80_is_not_taken_for_a_pickle(tmp_path):
+    # A 2176-byte (0x880) header makes the file's first byte 0x80, a pickle's mark: the app's own
+    # checkpoints were refused as pickles once the digest made their headers that long.
+    model, path = CNNLSTM(hidden_size=8), tmp_path / "m.safetensors"
+    for pad in range(256):
+        save_checkpoint(model, path, note="x" * pad)
+        if path.read_bytes()[0] == 0x80:
+            break
+    assert path.read_bytes()[0] == 0x80
+    loaded, info = load_checkpoint(path)
+    assert info["note"] == "x" * pad
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor)
