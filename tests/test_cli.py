@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from cnnlstm_edu import load_checkpoint
-from cnnlstm_edu.__main__ import build_parser
+from cnnlstm_edu.__main__ import build_parser, main
 
 
 def run_cli(*args, timeout=300):
@@ -89,13 +89,13 @@ def _unwritable_folder(tmp_path):
 ])
 def test_save_path_is_checked_before_training(tmp_path, monkeypatch, capsys, where, message):
     # Issue 13, item 10: these failed (or saved nothing) only after the whole training run.
-    import cnnlstm_edu.__main__ as cli
+    import cnnlstm_edu.cli.train as cli
 
     path = where(tmp_path)
     if path is None:
         pytest.skip("no unwritable folder on this machine")
     monkeypatch.setattr(cli, "load_data", lambda args: pytest.fail("training started"))
-    assert cli.main(["train", "--epochs", "0.01", "--save", path]) == 2
+    assert main(["train", "--epochs", "0.01", "--save", path]) == 2
     err = capsys.readouterr().err
     assert re.search(message, err) and "--save" in err and len(err.strip().splitlines()) == 1, err
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("read-only")) == []

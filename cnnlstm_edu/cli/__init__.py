@@ -1,0 +1,68 @@
+"""Command line: ``python -m cnnlstm_edu train ...``.
+
+    python -m cnnlstm_edu train --model cnn_lstm --time-budget 30
+    python -m cnnlstm_edu train --model cnn_lstm --epochs 1 --device cpu --json
+    python -m cnnlstm_edu trace --model cnn_lstm --depth 2
+    python -m cnnlstm_edu bench --batch 1 8 64 --steps 4 16 --device cpu
+
+Progress goes to stderr under a tqdm bar; with ``--json`` the last line on stdout is one JSON
+object with the run's results (``test_acc``, ``train_seconds``, ``epochs``, ``device``, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .parser import build_parser
+from .train import train_command
+
+__all__ = ["build_parser", "main"]
+
+
+def trace_command(args: argparse.Namespace) -> str:
+    import torch
+
+    from ..models import build_model
+    from ..trace import trace_shapes
+
+    model = build_model(args.model)
+    config = model.config
+    frames = torch.randn(args.batch, args.steps, config.in_channels, config.frame_size, config.frame_size)
+    return str(trace_shapes(model, frames, depth=args.depth))  # (B, T, C, H, W) through every module
+
+
+def bench_command(args: argparse.Namespace) -> str:
+    from ..bench import fold_vs_loop, format_table
+    from ..train import device_name, resolve_device
+
+    device = resolve_device(args.device)
+    rows = fold_vs_loop(args.batch, args.steps, frame_size=args.frame, device=device, backward=args.backward)
+    what = "forward + backward" if args.backward else "forward"
+    return f"TimeDistributed(FrameCNN) on {args.frame}x{args.frame} frames, {what}, {device_name(device)}\n" \
+           + format_table(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "trace":
+        print(trace_command(args))
+    if args.command == "bench":
+        print(bench_command(args))
+    if args.command == "train":
+        try:
+            result = train_command(args)
+        except ValueError as e:          # bad options reach the user as one line, not a traceback
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:        # before training began, or a second Ctrl-C
+            print("interrupted: the run was not finished, nothing was saved", file=sys.stderr)
+            return 130
+        if args.json:
+            # NaN is not JSON: a metric the model does not have (a forecaster's accuracy) is null.
+            print(json.dumps({k: None if isinstance(v, float) and v != v else v for k, v in result.items()}))
+        if result["stopped"]:
+            return 130                   # the shell's code for "ended by Ctrl-C": not the run asked for
+    return 0
+

@@ -1,0 +1,114 @@
+"""The command line's arguments: every number flag checked before anything runs."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..checks import check_number
+
+__all__ = ["build_parser"]
+
+
+def _number(*, integer: bool = False, low: float | None = None, high: float | None = None,
+            low_open: bool = False):
+    """An argparse ``type`` for a number flag, checked by :func:`~cnnlstm_edu.checks.check_number`.
+
+    NaN and infinities are refused here, before anything runs: ``--time-budget nan`` would train
+    forever and ``--lr inf`` would print ``Infinity``, which is not JSON.
+    """
+    def parse(text: str):
+        try:
+            value = int(text) if integer else float(text)
+        except ValueError:
+            value = text                 # check_number names what it accepts and what came
+        try:
+            return check_number(value, "value", integer=integer, low=low, high=high, low_open=low_open)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    parse.__name__ = "whole number" if integer else "number"   # argparse names the type in errors
+    return parse
+
+
+_positive_int = _number(integer=True, low=1)
+_positive_float = _number(low=0, low_open=True)
+_non_negative_float = _number(low=0)
+_probability = _number(low=0, high=1)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line on stderr (the usage block hid the message)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ..data.quadrants import QUADRANT_ORDERS
+    from ..models import MODELS
+
+    parser = _Parser(prog="python -m cnnlstm_edu", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser(
+        "train", help="train a model (MNIST quadrant classifiers, Moving-MNIST next-frame)",
+        description="Train on the bundled MNIST: classifiers read each digit as four 14x14 "
+                    "quadrants, a 4-step sequence; next_frame forecasts Moving-MNIST videos.")
+    train.add_argument("--model", choices=sorted(MODELS), default="cnn_lstm")
+    train.add_argument("--order", default="1234",
+                       help=f"quadrant order, a permutation of 1234 (the seed's: {', '.join(QUADRANT_ORDERS)})")
+    train.add_argument("--epochs", type=_positive_float, default=None,
+                       help="passes over the training set (may be fractional)")
+    train.add_argument("--time-budget", type=_positive_float, default=None,
+                       help="seconds of training; the learning-rate schedule is fitted to it")
+    train.add_argument("--batch-size", type=_positive_int, default=None,
+                       help="default: 128 for classifiers, 32 for next_frame")
+    train.add_argument("--lr", type=_positive_float, default=None,
+                       help="peak learning rate (default: 4e-3 for classifiers, 3e-3 for next_frame)")
+    train.add_argument("--hidden-size", type=_positive_int, default=None, help="LSTM hidden units (ConvLSTM: hidden channels)")
+    train.add_argument("--seed", type=_number(integer=True, low=0), default=0)
+    train.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1 ...")
+    train.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for torch")
+    tricks = train.add_argument_group("training tricks (seed 003)")
+    tricks.add_argument("--dropout", type=_number(low=0, high=1), default=None,
+                        help="dropout on the recurrent layer's input and output, and between stacked layers")
+    tricks.add_argument("--weight-decay", type=_non_negative_float, default=0.0, help="weight decay on everything but the recurrent weights")
+    tricks.add_argument("--lstm-weight-decay", type=_non_negative_float, default=0.0,
+                        help="weight decay on the recurrent layers' weights only (never biases, never the CNN)")
+    tricks.add_argument("--clip-grad", type=_positive_float, default=None, metavar="NORM",
+                        help="clip the global gradient norm to NORM")
+    tricks.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw",
+                        help="sgd (momentum 0.9) shows exploding gradients and clipping most plainly")
+    tricks.add_argument("--curriculum", type=_positive_int, nargs="?", const=1, default=None, metavar="UNROLL",
+                        help="Re3 unroll curriculum starting at UNROLL steps (default 1): double the "
+                             "unroll and halve the batch at each validation plateau")
+    feed = tricks.add_mutually_exclusive_group()
+    feed.add_argument("--teacher-forcing", dest="sampling", action="store_const", const="teacher_forcing",
+                      help="next_frame: always feed the true previous frame in training")
+    feed.add_argument("--scheduled-sampling", dest="sampling", action="store_const", const="scheduled",
+                      help="next_frame: feed the model's own previous output with a rising probability")
+    tricks.add_argument("--sampling-max", type=_probability, default=0.5,
+                        help="the probability scheduled sampling rises to (default 0.5)")
+    train.add_argument("--save", metavar="PATH", default=None,
+                       help="write the trained model as a safetensors checkpoint")
+    train.add_argument("--json", action="store_true", help="print the results as one JSON line last")
+
+    trace = commands.add_parser("trace", help="print the shape trace of a built-in model",
+                                description="Run a model once on random frames (B, T, C, H, W) and "
+                                            "print every module's input and output shapes, axes named.")
+    trace.add_argument("--model", choices=sorted(MODELS), default="cnn_lstm")
+    trace.add_argument("--batch", type=_positive_int, default=2, help="B: clips in the batch")
+    trace.add_argument("--steps", type=_positive_int, default=4, help="T: frames per clip")
+    trace.add_argument("--depth", type=_number(integer=True, low=0), default=None, help="show modules at most this deep (0: the model)")
+
+    bench = commands.add_parser("bench", help="time TimeDistributed's fold and loop modes on this machine",
+                                description="Time a frame CNN applied to every frame of (B, T, C, H, W) "
+                                            "by folding time into the batch and by looping over steps.")
+    bench.add_argument("--batch", type=_positive_int, nargs="+", default=[1, 8, 64, 256], help="batch sizes B")
+    bench.add_argument("--steps", type=_positive_int, nargs="+", default=[4, 16], help="sequence lengths T")
+    bench.add_argument("--frame", type=_positive_int, default=28, help="frame size H = W")
+    bench.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda ...")
+    bench.add_argument("--backward", action="store_true", help="time forward + backward, as in training")
+    return parser
+
+
+# Per model: the data it learns from and the defaults that train it well on a CPU.

@@ -1,0 +1,215 @@
+"""``python -m cnnlstm_edu train``: build a model, load its data, run ``fit``, report and save.
+
+The command is a few small steps: the options become a model and a :class:`TrainConfig`;
+``fit``'s events go to a progress bar (:class:`_Progress`); the last event becomes the JSON
+result. The first Ctrl-C stops training after the current step, and the run is still
+measured, reported and saved; a second one interrupts at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+__all__ = ["DEFAULTS", "load_data", "train_command"]
+
+# Per model: the data it learns from and the defaults that train it well on a CPU.
+DEFAULTS = {
+    "cnn_lstm": {"batch_size": 128, "lr": 4e-3, "epochs": 2.0},
+    "cnn_convlstm": {"batch_size": 128, "lr": 4e-3, "epochs": 2.0},
+    "next_frame": {"batch_size": 32, "lr": 3e-3, "time_budget": 120.0},
+}
+
+
+def load_data(args: argparse.Namespace):
+    """(train, test, objective) for ``args.model``."""
+    if args.model == "next_frame":
+        from ..data.moving_mnist import moving_mnist
+        from ..models.next_frame import NextFrameObjective
+
+        # Test videos use MNIST's test digits and their own seed: nothing seen in training.
+        train = (moving_mnist(12000, split="train", seed=args.seed), None)   # (N, 10, 1, 32, 32)
+        test = (moving_mnist(1000, split="test", seed=10_000 + args.seed), None)
+        return train, test, NextFrameObjective(context=5, horizon=5)
+    from ..data import load_mnist, quadrant_sequences
+
+    train_images, train_labels = load_mnist("train")
+    test_images, test_labels = load_mnist("test")
+    train = (quadrant_sequences(train_images, args.order), train_labels)   # (60000, 4, 1, 14, 14)
+    test = (quadrant_sequences(test_images, args.order), test_labels)      # (10000, 4, 1, 14, 14)
+    return train, test, None
+
+
+@contextmanager
+def _ctrl_c_stops(stop: threading.Event) -> Iterator[None]:
+    """Within the block, the first Ctrl-C sets ``stop`` instead of raising KeyboardInterrupt:
+    ``fit`` then ends after the current step, measures the model on the test set and hands it
+    back, so the run is reported and saved. A second Ctrl-C interrupts at once."""
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous is signal.SIG_IGN:
+        yield                        # only the main thread can catch signals
+        return
+
+    def first_ctrl_c(signum, frame):
+        stop.set()
+        signal.signal(signal.SIGINT, previous)
+
+    signal.signal(signal.SIGINT, first_ctrl_c)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _check_save(path: str | None) -> None:
+    """Before training, not after: a typo in --save must not cost the run."""
+    from ..checkpoint import check_writable
+
+    if path is not None:
+        try:
+            check_writable(path)
+        except (OSError, ValueError) as e:
+            raise ValueError(f"--save {path!r}: {e}") from None
+
+
+def _build_model(args: argparse.Namespace):
+    from ..models import MODELS, build_model
+
+    config = {}
+    _, config_cls = MODELS[args.model]
+    if args.hidden_size:   # the LSTM's hidden_size, or the ConvLSTM's hidden_channels
+        config["hidden_size" if "hidden_size" in config_cls.__dataclass_fields__ else "hidden_channels"] = args.hidden_size
+    if args.dropout is not None:
+        if "dropout" not in config_cls.__dataclass_fields__:
+            raise ValueError(f"--dropout: the {args.model} model has no dropout option")
+        config["dropout"] = args.dropout
+    return build_model(args.model, **config)
+
+
+def _train_config(args: argparse.Namespace):
+    """The flags as a TrainConfig, with the model's defaults where a flag was left out."""
+    from ..train import Curriculum, TrainConfig
+
+    defaults = DEFAULTS[args.model]
+    epochs, budget = args.epochs, args.time_budget
+    if epochs is None and budget is None:
+        epochs, budget = defaults.get("epochs"), defaults.get("time_budget")
+    return TrainConfig(
+        epochs=epochs, time_budget=budget, batch_size=args.batch_size or defaults["batch_size"],
+        lr=args.lr or defaults["lr"], weight_decay=args.weight_decay,
+        recurrent_weight_decay=args.lstm_weight_decay, clip_grad=args.clip_grad, optimizer=args.optimizer,
+        curriculum=Curriculum(start_unroll=args.curriculum) if args.curriculum else None,
+        sampling=args.sampling, sampling_max=args.sampling_max, device=args.device, seed=args.seed)
+
+
+class _Progress:
+    """Shows ``fit``'s events under a tqdm bar on stderr and keeps what the result reports."""
+
+    def __init__(self, model_name: str, budget: float | None) -> None:
+        from tqdm.auto import tqdm
+
+        # The bar counts seconds when the run is limited by time, steps otherwise.
+        self.model_name, self.by_time = model_name, budget is not None
+        self.bar = tqdm(total=budget, unit="s" if self.by_time else "step", file=sys.stderr, disable=None,
+                        dynamic_ncols=True,
+                        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f}s [{elapsed}{postfix}]" if self.by_time else None)
+        self.history, self.curriculum, self.norm_max, self.start, self.last = [], [], 0.0, None, None
+
+    def show(self, event) -> None:
+        bar, self.last = self.bar, event
+        if event.kind == "start":
+            self.start = event
+            bar.set_description(f"{self.model_name} on {event.device}")
+            bar.write(f"training {self.model_name} on {event.device}; Ctrl-C stops and keeps the model",
+                      file=sys.stderr)
+            if event.total_steps and not self.by_time:
+                bar.total = event.total_steps
+        elif event.kind == "step":
+            bar.update((event.seconds if self.by_time else event.step) - bar.n)
+            self.norm_max = max(self.norm_max, event.grad_norm_max)
+            postfix = {"epoch": f"{event.epoch:.2f}", "loss": f"{event.loss:.3f}"}
+            if event.accuracy == event.accuracy:                     # not NaN: a classifier
+                postfix["acc"] = f"{event.accuracy:.3f}"
+            if event.unroll is not None:
+                postfix.update(unroll=event.unroll, batch=event.batch_size)
+            bar.set_postfix(postfix, refresh=False)
+        elif event.kind == "curriculum":
+            bar.write(f"plateau at step {event.step}: unroll {event.unroll}, batch {event.batch_size}, "
+                      f"sampling p {event.sampling_p:.2f}", file=sys.stderr)
+            self.curriculum.append({"step": event.step, "unroll": event.unroll,
+                                    "batch_size": event.batch_size, "sampling_p": event.sampling_p})
+        elif event.kind == "eval":
+            bar.write(f"epoch {event.epoch:.0f}: test_loss={event.test_loss:.4f}"
+                      + (f" test_acc={event.test_acc:.4f}" if event.test_acc == event.test_acc else "")
+                      + f" ({event.seconds:.1f}s)", file=sys.stderr)
+            self.history.append({"epoch": event.epoch, "seconds": round(event.seconds, 2),
+                                 "test_loss": event.test_loss, "test_acc": event.test_acc})
+
+
+def _result(args: argparse.Namespace, config, progress: _Progress, n_params: int, load_seconds: float) -> dict:
+    import torch
+
+    last = progress.last
+    result = {
+        "model": args.model, "test_acc": last.test_acc, "test_loss": last.test_loss,
+        **last.extra["test"], "train_seconds": round(last.seconds, 3),
+        "epochs": round(last.epoch, 4), "steps": last.step, "device": last.device,
+        "batch_size": config.batch_size, "lr": config.lr, "seed": args.seed, "optimizer": args.optimizer,
+        "clip_grad": args.clip_grad, "max_grad_norm": progress.norm_max, "sampling": args.sampling,
+        "param_groups": [{k: g[k] for k in ("name", "weight_decay", "parameters")}
+                         for g in progress.start.extra["param_groups"]],
+        "curriculum": progress.curriculum if args.curriculum else None,
+        "threads": torch.get_num_threads(), "parameters": n_params,
+        "load_seconds": round(load_seconds, 3), "history": progress.history, "torch": torch.__version__,
+        "stopped": last.extra["stopped"],
+    }
+    if args.model != "next_frame":
+        result["order"] = args.order
+    return result
+
+
+def _summary(last) -> str:
+    if "test_mse" in last.extra["test"]:
+        m = last.extra["test"]
+        summary = f"test MSE {m['test_mse']:.5f} vs copy-last {m['copy_last_mse']:.5f} (ratio {m['ratio']:.3f})"
+    else:
+        summary = f"test accuracy {last.test_acc:.2%}"
+    stopped = "stopped by Ctrl-C: " if last.extra["stopped"] else ""
+    return (f"{stopped}{summary} after {last.seconds:.1f}s of training ({last.epoch:.2f} epochs, "
+            f"{last.step} steps) on {last.device}")
+
+
+def train_command(args: argparse.Namespace) -> dict:
+    """Run ``train``; returns the result that ``--json`` prints."""
+    import torch
+
+    from ..checkpoint import save_checkpoint
+    from ..train import fit
+
+    _check_save(args.save)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = _train_config(args)
+    model = _build_model(args)
+    n_params = sum(p.numel() for p in model.parameters())
+    t_load = time.perf_counter()
+    train, test, objective = load_data(args)
+    load_seconds = time.perf_counter() - t_load
+
+    progress, stop = _Progress(args.model, config.time_budget), threading.Event()
+    with _ctrl_c_stops(stop):
+        for event in fit(model, train, test, config=config, objective=objective, stop=stop):
+            progress.show(event)
+    progress.bar.close()
+
+    result = _result(args, config, progress, n_params, load_seconds)
+    if args.save:
+        save_checkpoint(model, args.save, order=args.order, test_acc=progress.last.test_acc)
+        result["saved"] = args.save
+    print(_summary(progress.last), file=sys.stderr)
+    return result
