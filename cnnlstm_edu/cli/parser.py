@@ -43,11 +43,17 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m cnnlstm_edu", description="Command line: python -m cnnlstm_edu train ...")
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_train(commands)
+    _add_trace(commands)
+    _add_bench(commands)
+    return parser
+
+
+def _add_train(commands) -> None:
     from ..data.quadrants import QUADRANT_ORDERS
     from ..models import MODELS
-
-    parser = _Parser(prog="python -m cnnlstm_edu", description=__doc__.split("\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser(
         "train", help="train a model (MNIST quadrant classifiers, Moving-MNIST next-frame)",
@@ -92,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="write the trained model as a safetensors checkpoint")
     train.add_argument("--json", action="store_true", help="print the results as one JSON line last")
 
+
+def _add_trace(commands) -> None:
+    from ..models import MODELS
+
     trace = commands.add_parser("trace", help="print the shape trace of a built-in model",
                                 description="Run a model once on random frames (B, T, C, H, W) and "
                                             "print every module's input and output shapes, axes named.")
@@ -100,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("--steps", type=_positive_int, default=4, help="T: frames per clip")
     trace.add_argument("--depth", type=_number(integer=True, low=0), default=None, help="show modules at most this deep (0: the model)")
 
+
+def _add_bench(commands) -> None:
     bench = commands.add_parser("bench", help="time TimeDistributed's fold and loop modes on this machine",
                                 description="Time a frame CNN applied to every frame of (B, T, C, H, W) "
                                             "by folding time into the batch and by looping over steps.")
@@ -108,7 +120,3 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--frame", type=_positive_int, default=28, help="frame size H = W")
     bench.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda ...")
     bench.add_argument("--backward", action="store_true", help="time forward + backward, as in training")
-    return parser
-
-
-# Per model: the data it learns from and the defaults that train it well on a CPU.

@@ -37,7 +37,7 @@ from ..data.tracking import HORIZONS, box_iou, constant_velocity, iou_by_horizon
 from ..layers.time_distributed import TimeDistributed
 from ..modes import eval_mode
 from ..shapes import check_float, check_shape
-from ..train import to_float
+from ..pixels import to_float
 from .encoders import FrameCNN
 
 __all__ = ["Tracker", "TrackerConfig", "TrackingObjective", "box_mask"]
