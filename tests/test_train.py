@@ -174,3 +174,13 @@ def test_train_config_is_the_same_run_as_keywords(small_mnist):
         next(fit(tiny_model(), data, config=TrainConfig(epochs=1), lr=0.1))
     with pytest.raises(TypeError, match="unexpected keyword"):
         next(fit(tiny_model(), data, epoch=1))
+
+
+def test_every_objective_follows_the_protocol():
+    from cnnlstm_edu.models import NextFrameObjective
+    from cnnlstm_edu.models.tracker import TrackingObjective
+    from cnnlstm_edu.train import Classification, Objective
+
+    for objective in (Classification(), NextFrameObjective(), TrackingObjective()):
+        assert isinstance(objective, Objective), type(objective).__name__
+    assert not isinstance(torch.nn.MSELoss(), Objective)
