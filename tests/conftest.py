@@ -1,8 +1,11 @@
-"""Shared test options: ``--update-golden`` rewrites the golden files of printed tables."""
+"""Shared test options and fixtures: ``--update-golden`` rewrites the golden files of printed
+tables; ``video`` makes random clips; ``free_port`` finds a loopback port for a test server."""
 
+import socket
 from pathlib import Path
 
 import pytest
+import torch
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -26,3 +29,23 @@ def golden(request):
         assert text + "\n" == path.read_text(), f"{path.name} changed; if on purpose, run pytest --update-golden"
 
     return check
+
+
+@pytest.fixture
+def video():
+    """``video(b=2, t=4, c=1, h=14, w=14)``: a random clip batch (B, T, C, H, W), quadrant-sized."""
+    def make(b: int = 2, t: int = 4, c: int = 1, h: int = 14, w: int = 14) -> torch.Tensor:
+        return torch.randn(b, t, c, h, w)   # (B, T, C, H, W)
+    return make
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def free_port():
+    """``free_port()``: a TCP port free on 127.0.0.1 right now (test servers bind loopback only)."""
+    return _free_port

@@ -5,7 +5,6 @@ file stays within a minute or so on a 2-core CPU.
 """
 
 import os
-import socket
 import threading
 import time
 from pathlib import Path
@@ -40,12 +39,6 @@ def train(*args, **kwargs):
 @pytest.fixture(scope="module", autouse=True)
 def data():
     return quadrant_data("1234")            # loaded once: the timings below measure training, not I/O
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- settings -----------------------------------------------------------------------------------
@@ -478,7 +471,7 @@ def test_trace_handler_gives_table_and_figure():
 
 
 @pytest.fixture(scope="module")
-def served():
+def served(free_port):
     demo = launch(build_demo(device="cpu", final_test=500), port=free_port(), prevent_thread_lock=True,
                   quiet=True)
     try:
@@ -600,7 +593,7 @@ def test_checkpoints_of_a_server_that_was_killed_are_removed_at_start(tmp_path):
     assert not stale.exists() and live.exists()
 
 
-def test_checkpoints_of_tabs_that_never_closed_are_removed_when_the_server_exits(tmp_path):
+def test_checkpoints_of_tabs_that_never_closed_are_removed_when_the_server_exits(free_port, tmp_path):
     """Issue 13 item 8, at exit: a served app whose tab trained and never closed; the process exits."""
     import subprocess
     import sys
@@ -637,7 +630,7 @@ def test_importing_launches_nothing():
     assert after == before
 
 
-def test_app_py_serves_on_the_port_it_is_given():
+def test_app_py_serves_on_the_port_it_is_given(free_port):
     import subprocess
     import sys
     import urllib.request

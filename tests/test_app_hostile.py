@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -41,12 +40,6 @@ threading.Event().wait()
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -70,7 +63,7 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(free_port, tmp_path_factory):
     root = tmp_path_factory.mktemp("hostile")
     port, lookups, uploads = free_port(), root / "lookups.txt", root / "uploads"
     script = SERVER.format(probe=PROBE_HOST, lookups=str(lookups), port=port)

@@ -8,7 +8,6 @@ measures the same things with timings and memory.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from contextlib import contextmanager
@@ -34,14 +33,8 @@ def SESSIONS():
     return _served[-1].sessions
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def app():
+def app(free_port):
     for order in ("1234", "4321"):                 # built once, so the runs measure training
         quadrant_data(order).train_for(torch.device("cpu"))
     demo = launch(build_demo(device="cpu", final_test=200, max_runs=SESSIONS_AT_ONCE + 2, max_models=16),

@@ -14,10 +14,6 @@ from cnnlstm_edu.models.encoders import FrameCNN
 B, T = 8, 4
 
 
-def video():
-    return torch.randn(B, T, 1, 14, 14)  # (B, T, C, H, W)
-
-
 def error_of(fn):
     try:
         fn()
@@ -103,32 +99,32 @@ def must_mention(text, *parts):
 # --- each mistake, without and with context --------------------------------------------------------
 
 
-def test_video_into_conv2d():
-    advice = explain(error_of(lambda: nn.Conv2d(1, 8, 3)(video())))
+def test_video_into_conv2d(video):
+    advice = explain(error_of(lambda: nn.Conv2d(1, 8, 3)(video(B))))
     must_mention(advice, "Conv2d", "(B=8, T=4, C=1, H=14, W=14)", "fold_time(x) -> (B*T=32, C=1, H=14, W=14)",
                  "unfold_time(y, steps=4)", "TimeDistributed(cnn)", "expected ndim=4, found ndim=5")
 
 
-def test_video_into_maxpool2d_names_the_shape_when_the_call_was_watched():
+def test_video_into_maxpool2d_names_the_shape_when_the_call_was_watched(video):
     pool = nn.Sequential(nn.MaxPool2d(2))
-    assert "fold_time" in explain(error_of(lambda: pool(video())))      # no shape in PyTorch's message
-    must_mention(str(shape_error_of(lambda: pool(video()))), "In 0 (MaxPool2d)", "(B=8, T=4, C=1, H=14, W=14)")
+    assert "fold_time" in explain(error_of(lambda: pool(video(B))))      # no shape in PyTorch's message
+    must_mention(str(shape_error_of(lambda: pool(video(B)))), "In 0 (MaxPool2d)", "(B=8, T=4, C=1, H=14, W=14)")
 
 
 @pytest.mark.parametrize("layer", [nn.BatchNorm2d(1), nn.AvgPool2d(2), nn.AdaptiveAvgPool2d(2)])
-def test_video_into_other_frame_layers(layer):
-    must_mention(str(shape_error_of(lambda: nn.Sequential(layer)(video()))), "B=8", "T=4", "fold_time")
+def test_video_into_other_frame_layers(video, layer):
+    must_mention(str(shape_error_of(lambda: nn.Sequential(layer)(video(B)))), "B=8", "T=4", "fold_time")
 
 
-def test_video_into_the_cnn_of_a_model_via_trace():
-    e = error_of(lambda: trace_shapes(NoTimeDistributed(), video()))
+def test_video_into_the_cnn_of_a_model_via_trace(video):
+    e = error_of(lambda: trace_shapes(NoTimeDistributed(), video(B)))
     must_mention(explain(e), "In cnn.0 (Conv2d)", "(B=8, T=4, C=1, H=14, W=14)")
 
 
-def test_reshape_that_drops_the_time_axis():
+def test_reshape_that_drops_the_time_axis(video):
     advice = explain(error_of(lambda: torch.zeros(B * T, 32, 7, 7).view(B, 1568)))
     must_mention(advice, "50176 = 8 x 4 x 1568", "time axis T=4", "(B, T, -1) = (8, 4, 1568)")
-    with_trace = explain(error_of(lambda: trace_shapes(DropsTime(), video())))
+    with_trace = explain(error_of(lambda: trace_shapes(DropsTime(), video(B))))
     must_mention(with_trace, "In the model (DropsTime)", "the time axis T=4", "x.reshape(8, 4, -1)")
     torch.zeros(B * T, 32, 7, 7).reshape(8, 4, -1)  # the advice's shape fits
 
@@ -138,22 +134,22 @@ def test_reshape_whose_last_size_is_wrong_gets_the_right_one():
     must_mention(advice, "50176 / 32 = 1568", "x.reshape(8, 4, -1) -> (8, 4, 1568)")
 
 
-def test_linear_in_features_and_where_they_come_from():
+def test_linear_in_features_and_where_they_come_from(video):
     plain = explain(error_of(lambda: nn.Linear(288, 10)(torch.randn(B, 1568))))
     must_mention(plain, "in_features=1568", "C x H x W")
-    watched = str(shape_error_of(lambda: WrongInFeatures()(video())))
+    watched = str(shape_error_of(lambda: WrongInFeatures()(video(B))))
     must_mention(watched, "In cnn.3 (Linear)", "in_features=1568", "1568 = C x H x W = 32 x 7 x 7", "cnn.1")
-    traced = explain(error_of(lambda: trace_shapes(WrongInFeatures(), video())))
+    traced = explain(error_of(lambda: trace_shapes(WrongInFeatures(), video(B))))
     must_mention(traced, "(B*T=32, C=32, H=7, W=7)")
-    assert WrongInFeatures(in_features=1568)(video()).shape == (B * T, 64)   # the fix works
+    assert WrongInFeatures(in_features=1568)(video(B)).shape == (B * T, 64)   # the fix works
 
 
-def test_lstm_input_size():
+def test_lstm_input_size(video):
     plain = explain(error_of(lambda: nn.LSTM(1568, 64, batch_first=True)(torch.randn(B, T, 288))))
     must_mention(plain, "input_size=1568", "F=288", "input_size=288")
-    traced = explain(error_of(lambda: trace_shapes(WrongInputSize(), video())))
+    traced = explain(error_of(lambda: trace_shapes(WrongInputSize(), video(B))))
     must_mention(traced, "In lstm (LSTM)", "(B=8, T=4, F=288)", "288 = C x H x W = 32 x 3 x 3", "input_size=288")
-    assert WrongInputSize(input_size=288)(video()).shape == (B, T, 64)
+    assert WrongInputSize(input_size=288)(video(B)).shape == (B, T, 64)
 
 
 def test_lstm_fed_steps_flattened_into_one_vector():
@@ -173,19 +169,19 @@ def test_lstm_fed_steps_flattened_into_one_vector():
     assert "2-D" not in sized and "input_size=576" in sized
 
 
-def test_lstm_output_fed_on_without_picking_a_step():
-    traced = explain(error_of(lambda: trace_shapes(NoStepPicked(), video())))
+def test_lstm_output_fed_on_without_picking_a_step(video):
+    traced = explain(error_of(lambda: trace_shapes(NoStepPicked(), video(B))))
     must_mention(traced, "In head.1 (Linear)", "256 = 4 x 64", "T=4", "(B=8, T*F=256)", "output[:, -1]")
-    watched = str(shape_error_of(lambda: NoStepPicked()(video())))
+    watched = str(shape_error_of(lambda: NoStepPicked()(video(B))))
     must_mention(watched, "256 = 4 x 64", "output[:, -1] -> (B, H) = (8, 64)")
-    assert NoStepPicked(pick=True)(video()).shape == (B, 10)
+    assert NoStepPicked(pick=True)(video(B)).shape == (B, 10)
 
 
-def test_logits_with_a_time_axis_reach_the_loss():
+def test_logits_with_a_time_axis_reach_the_loss(video):
     model = NoStepPicked()
     model.head = nn.Linear(64, 10)   # quietly (B, T, 10)
     target = torch.zeros(B, dtype=torch.long)
-    watched = str(shape_error_of(lambda: F.cross_entropy(model(video()), target)))
+    watched = str(shape_error_of(lambda: F.cross_entropy(model(video(B)), target)))
     must_mention(watched, "(8, 4, 10)", "(B, T=4, classes)", "out[:, -1]")
     folded = explain(error_of(lambda: F.cross_entropy(torch.randn(B * T, 10), target)))
     must_mention(folded, "32 = 8 x 4", "B*T", "time axis T")
@@ -210,9 +206,9 @@ def test_state_of_the_wrong_batch():
     must_mention(advice, "(B, L, H)", "even with batch_first=True")
 
 
-def test_every_explanation_names_axes():
+def test_every_explanation_names_axes(video):
     errors = [
-        error_of(lambda: nn.Conv2d(1, 8, 3)(video())),
+        error_of(lambda: nn.Conv2d(1, 8, 3)(video(B))),
         error_of(lambda: torch.zeros(B * T, 32, 7, 7).view(B, 1568)),
         error_of(lambda: nn.Linear(288, 10)(torch.randn(B, 1568))),
         error_of(lambda: nn.LSTM(1568, 64, batch_first=True)(torch.randn(B, T, 288))),
@@ -225,8 +221,8 @@ def test_every_explanation_names_axes():
 # --- explain_shapes: what passes, what is re-raised, what is left behind --------------------------------
 
 
-def test_explain_shapes_reraises_from_the_original():
-    error = shape_error_of(lambda: nn.Conv2d(1, 8, 3)(video()))
+def test_explain_shapes_reraises_from_the_original(video):
+    error = shape_error_of(lambda: nn.Conv2d(1, 8, 3)(video(B)))
     assert isinstance(error, ValueError) and isinstance(error.__cause__, RuntimeError)
     assert "conv2d" in str(error.__cause__)
 
@@ -244,11 +240,11 @@ def test_unrecognised_errors_pass_through_unchanged():
     assert info.value is ours
 
 
-def test_explain_shapes_removes_its_global_hooks():
+def test_explain_shapes_removes_its_global_hooks(video):
     before = (len(module_hooks._global_forward_pre_hooks), len(module_hooks._global_forward_hooks))
     with explain_shapes():
         nn.Linear(3, 2)(torch.randn(1, 3))
-    shape_error_of(lambda: nn.Conv2d(1, 8, 3)(video()))
+    shape_error_of(lambda: nn.Conv2d(1, 8, 3)(video(B)))
     assert (len(module_hooks._global_forward_pre_hooks), len(module_hooks._global_forward_hooks)) == before
 
 
@@ -257,8 +253,8 @@ def test_unrecognised_error_gets_an_honest_answer():
     must_mention(advice, "does not recognise", "will not guess", "KeyError: 'lstm'", "trace_shapes")
 
 
-def test_explain_takes_an_explicit_trace():
-    e = error_of(lambda: trace_shapes(WrongInputSize(), video()))
+def test_explain_takes_an_explicit_trace(video):
+    e = error_of(lambda: trace_shapes(WrongInputSize(), video(B)))
     trace = e.trace
     del e.trace
     assert "In lstm" not in explain(e)

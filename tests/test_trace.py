@@ -17,10 +17,6 @@ from cnnlstm_edu.trace import AXIS_COLORS, WARNING_KINDS, format_shape
 B, T = 2, 4
 
 
-def video(b=B, t=T):
-    return torch.randn(b, t, 1, 14, 14)  # (B, T, C, H, W)
-
-
 def small_cnn_lstm(**config):
     return build_model("cnn_lstm", channels=(4, 8), hidden_size=16, **config)
 
@@ -32,21 +28,21 @@ def all_hooks(model):
 # --- golden text: the trace reads like a diagram of seed 000's pipeline -------------------------
 
 
-def test_cnn_lstm_golden(golden):
+def test_cnn_lstm_golden(video, golden):
     trace = trace_shapes(build_model("cnn_lstm", channels=(16, 32), hidden_size=128), video())
     golden("trace_cnn_lstm", str(trace))
 
 
-def test_cnn_convlstm_golden(golden):
+def test_cnn_convlstm_golden(video, golden):
     model = build_model("cnn_convlstm", channels=(4, 8), hidden_channels=8)
     golden("trace_cnn_convlstm", str(trace_shapes(model, video(), depth=2)))
 
 
-def test_loop_mode_golden(golden):
+def test_loop_mode_golden(video, golden):
     golden("trace_cnn_lstm_loop", str(trace_shapes(small_cnn_lstm(td_mode="loop"), video(), depth=3)))
 
 
-def test_cnn_lstm_reads_like_the_pipeline():
+def test_cnn_lstm_reads_like_the_pipeline(video):
     trace = trace_shapes(small_cnn_lstm(), video())
     assert trace["encoder"].format_inputs() == ["(B=2, T=4, C=1, H=14, W=14)"]
     assert trace["encoder.module"].format_inputs() == ["(B*T=8, C=1, H=14, W=14)"]   # fold
@@ -60,7 +56,7 @@ def test_cnn_lstm_reads_like_the_pipeline():
 # --- row kinds ----------------------------------------------------------------------------------
 
 
-def test_tensor_row():
+def test_tensor_row(video):
     row = trace_shapes(small_cnn_lstm(), video())["encoder.module.blocks.0.0"]
     assert (row.type, row.depth, row.calls, row.raised) == ("Conv2d", 5, 1, False)
     assert row.inputs == [(8, 1, 14, 14)] and row.outputs == [(8, 4, 14, 14)]
@@ -88,7 +84,7 @@ def test_state_inputs_are_named_and_labelled():
     assert row.format_inputs() == ["(B=2, T=4, F=3)", "(L=1, B=2, H=5)", "(L=1, B=2, H=5)"]
 
 
-def test_convlstm_row_has_the_nn_lstm_contract():
+def test_convlstm_row_has_the_nn_lstm_contract(video):
     row = trace_shapes(ConvLSTM(1, 6, 3, num_layers=2), video())[""]
     assert row.output_names == ["output", "h_n", "c_n"]
     assert row.output_axes == [("B", "T", "F", "H", "W")] + [("L", "B", "F", "H", "W")] * 2
@@ -106,7 +102,7 @@ def test_generic_tuple_and_dict_outputs_are_flattened_in_order():
 
 
 @pytest.mark.parametrize("steps", [3, 5])
-def test_loop_mode_is_one_row_per_module_with_a_count(steps):
+def test_loop_mode_is_one_row_per_module_with_a_count(video, steps):
     trace = trace_shapes(small_cnn_lstm(td_mode="loop"), video(t=steps))
     inner = [r for r in trace.rows if r.name.startswith("encoder.module")]
     assert len({r.name for r in inner}) == len(inner)             # no copies
@@ -116,7 +112,7 @@ def test_loop_mode_is_one_row_per_module_with_a_count(steps):
     assert "FrameCNN x" + str(steps) in str(trace)
 
 
-def test_fold_and_loop_traces_agree_outside_the_encoder():
+def test_fold_and_loop_traces_agree_outside_the_encoder(video):
     fold, loop = (trace_shapes(small_cnn_lstm(td_mode=m), video()) for m in ("fold", "loop"))
     for name in ("", "encoder", "lstm", "classifier"):
         assert fold[name].outputs == loop[name].outputs
@@ -124,7 +120,7 @@ def test_fold_and_loop_traces_agree_outside_the_encoder():
 
 
 @pytest.mark.parametrize("depth", [0, 1, 2])
-def test_depth_limits_nesting(depth):
+def test_depth_limits_nesting(video, depth):
     full = trace_shapes(small_cnn_lstm(), video())
     rows = trace_shapes(small_cnn_lstm(), video(), depth=depth).rows
     assert [r.name for r in rows] == [r.name for r in full.rows if r.depth <= depth]
@@ -134,7 +130,7 @@ def test_depth_limits_nesting(depth):
 # --- axis labels ----------------------------------------------------------------------------------
 
 
-def test_when_b_equals_t_structure_decides_not_sizes():
+def test_when_b_equals_t_structure_decides_not_sizes(video):
     trace = trace_shapes(small_cnn_lstm(), video(b=3, t=3))
     assert trace["encoder.module"].input_axes == [("B*T", "C", "H", "W")]
     assert trace["lstm"].input_axes == [("B", "T", "F")]
@@ -142,7 +138,7 @@ def test_when_b_equals_t_structure_decides_not_sizes():
 
 
 @pytest.mark.parametrize("b,t", [(1, 3), (3, 1)])
-def test_a_batch_or_a_clip_of_one_still_folds_to_b_times_t(b, t):
+def test_a_batch_or_a_clip_of_one_still_folds_to_b_times_t(video, b, t):
     trace = trace_shapes(small_cnn_lstm(), video(b=b, t=t))
     assert trace["encoder.module"].input_axes == [("B*T", "C", "H", "W")]
     assert trace["encoder"].output_axes == [("B", "T", "F")]
@@ -166,7 +162,7 @@ def test_axes_can_be_given_and_unknown_axes_stay_bare():
     assert format_shape(row.outputs[0], row.output_axes[0]) == "(5, 6, 6, 6, 6, 2)"
 
 
-def test_bad_arguments():
+def test_bad_arguments(video):
     with pytest.raises(ValueError, match="names 3 axes"):
         trace_shapes(nn.Identity(), video(), axes="B T F")
     with pytest.raises(TypeError, match="nn.Module"):
@@ -216,10 +212,10 @@ class ViewSwap(nn.Module):
 
 
 @pytest.mark.parametrize("model,x,kind,where", [
-    (Unbatched(), video(), "unbatched", "lstm"),
+    (Unbatched(), torch.randn(B, T, 1, 14, 14), "unbatched", "lstm"),
     (TimeMajor(), torch.randn(B, T, 3), "time_major", "lstm"),
     (TimeMajor(batch_first=False), torch.randn(B, T, 3), "batch_major", "lstm"),
-    (ViewSwap(), video(), "view_swap", ""),
+    (ViewSwap(), torch.randn(B, T, 1, 14, 14), "view_swap", ""),
 ])
 def test_each_warning(model, x, kind, where):
     trace = trace_shapes(model, x)
@@ -228,13 +224,13 @@ def test_each_warning(model, x, kind, where):
     assert str(trace).count("warning: ") == 1
 
 
-def test_warnings_golden(golden):
+def test_warnings_golden(video, golden):
     golden("trace_warnings", "\n\n".join(str(trace_shapes(m, x, depth=1)) for m, x in [
         (Unbatched(), video()), (TimeMajor(), torch.randn(B, T, 3)),
         (TimeMajor(batch_first=False), torch.randn(B, T, 3)), (ViewSwap(), video())]))
 
 
-def test_the_view_swap_warning_is_about_a_real_difference():
+def test_the_view_swap_warning_is_about_a_real_difference(video):
     feats = torch.arange(T * B * 3.0).view(T * B, 3)            # row t*B + b: time-major
     wrong = feats.view(B, T, 3)
     right = feats.view(T, B, 3).transpose(0, 1)
@@ -258,7 +254,7 @@ def test_sizes_alone_warn_only_when_b_and_t_differ():
     assert [w.kind for w in trace_shapes(TimeMajor(), torch.randn(3, 3, 3)).warnings] == ["time_major"]
 
 
-def test_correct_models_raise_no_warnings():
+def test_correct_models_raise_no_warnings(video):
     for model in (small_cnn_lstm(), build_model("cnn_convlstm", channels=(4, 8), hidden_channels=8)):
         assert trace_shapes(model, video()).warnings == []
 
@@ -266,7 +262,7 @@ def test_correct_models_raise_no_warnings():
 # --- hooks, modes and state are left as they were ---------------------------------------------------
 
 
-def test_hooks_removed_and_mode_restored_after_success():
+def test_hooks_removed_and_mode_restored_after_success(video):
     model = small_cnn_lstm().train()
     stats = model.encoder.module.blocks[0][2].running_mean.clone()
     trace_shapes(model, video())
@@ -274,7 +270,7 @@ def test_hooks_removed_and_mode_restored_after_success():
     assert torch.equal(stats, model.encoder.module.blocks[0][2].running_mean)   # BatchNorm untouched
 
 
-def test_hooks_removed_after_an_exception_and_the_partial_trace_is_attached():
+def test_hooks_removed_after_an_exception_and_the_partial_trace_is_attached(video):
     model = small_cnn_lstm()
     model.lstm = nn.LSTM(100, 8, batch_first=True)        # 72 features arrive
     with pytest.raises(RuntimeError, match="input_size") as info:
@@ -297,7 +293,7 @@ class WrongInputSize(nn.Module):
         return self.lstm(self.encoder(x))[0]
 
 
-def test_partial_trace_golden(golden):
+def test_partial_trace_golden(video, golden):
     with pytest.raises(RuntimeError) as info:
         trace_shapes(WrongInputSize(), video(), depth=2)
     golden("trace_partial", str(info.value.trace))
@@ -322,13 +318,13 @@ def test_a_forward_that_catches_its_own_error_still_traces():
 # --- views: HTML, plot, CLI ----------------------------------------------------------------------------
 
 
-def test_html_colours_time_and_fold():
+def test_html_colours_time_and_fold(video):
     page = trace_shapes(small_cnn_lstm(), video())._repr_html_()
     assert page.startswith("<table") and page.count("<tr>") >= 10
     assert AXIS_COLORS["time"] in page and AXIS_COLORS["folded"] in page and "B*T=8" in page
 
 
-def test_plot_draws_one_box_per_stage_with_fold_and_unfold():
+def test_plot_draws_one_box_per_stage_with_fold_and_unfold(video):
     trace = trace_shapes(small_cnn_lstm(), video())
     titles = [stage.title for stage in trace.stages()]
     assert titles[:4] == ["input", "fold (B, T) -> B*T", "encoder.module: FrameCNN", "unfold B*T -> (B, T)"]
@@ -394,7 +390,7 @@ def test_packed_golden(golden):
     golden("trace_packed", str(trace))
 
 
-def test_pipeline_figure_shows_as_png_without_a_display_hook():
+def test_pipeline_figure_shows_as_png_without_a_display_hook(video):
     # The lessons show trace.plot() as a picture; nothing registers a display hook at import,
     # so the figure carries its own PNG representation.
     fig = trace_shapes(build_model("cnn_lstm"), video()).plot()
