@@ -33,6 +33,7 @@ from torch import nn
 from .axes import recurrent_contract
 from .checks import check_number
 from .modes import eval_mode
+from .pixels import to_float
 
 __all__ = ["Probe", "probe", "recurrent_layer", "beliefs", "accuracy_per_step", "confusion_matrix"]
 
@@ -107,8 +108,6 @@ def probe(model: nn.Module, seq: torch.Tensor) -> Probe:
     runs in eval mode (BatchNorm with its running statistics) and gets its mode back after.
     uint8 frames are scaled to [0, 1] as in training.
     """
-    from .train import to_float
-
     if not isinstance(seq, torch.Tensor):
         raise TypeError(f"probe: expected one sequence as a tensor (T, C, H, W), got {type(seq).__name__}")
     if seq.dim() == 4:

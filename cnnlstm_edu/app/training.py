@@ -35,7 +35,8 @@ import torch
 
 from ..data import load_mnist, quadrant_sequences
 from ..models import build_model
-from ..train import Event, device_name, evaluate, fit, predict, resolve_device, to_float
+from ..pixels import to_float
+from ..train import Event, device_name, evaluate, fit, predict, resolve_device
 from ..analysis import Probe, confusion_matrix, probe
 from .session import Session, SessionBusy, release_memory
 from .settings import HIDDEN_FIELD, MODEL_CHOICES, PROBE_INDEX, TrainSettings

@@ -26,7 +26,7 @@ from torch import nn
 
 from ..models.streaming import FrameStreamer
 from ..modes import eval_mode
-from ..train import to_float
+from ..pixels import to_float
 from ..viz.images import upscale
 
 __all__ = ["DEFAULT_MODEL_SECONDS", "default_model", "frames_strip", "sketch_to_mnist", "stream_beliefs"]

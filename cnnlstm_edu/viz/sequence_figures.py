@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..modes import eval_mode
+from ..pixels import to_float
 from .figure import frame_images, new_figure
 
 __all__ = ["plot_frames", "plot_examples", "plot_forecast", "plot_chunks"]
@@ -131,8 +132,6 @@ def plot_forecast(model: nn.Module, clip: torch.Tensor, context: int | None = No
     >>> [ax.get_ylabel() for ax in fig.axes[::5]]
     ['seen', 'truth', 'forecast', 'copy last']
     """
-    from ..train import to_float
-
     if clip.dim() == 5:
         clip = clip[0]                                             # (T, C, H, W)
     if clip.dim() != 4:
