@@ -20,6 +20,7 @@ import math
 import torch
 from torch.nn import functional as F
 
+from ..checks import check_number
 from .mnist import load_mnist
 
 __all__ = ["moving_mnist"]
@@ -41,8 +42,7 @@ def moving_mnist(num_sequences: int, seq_len: int = 10, size: int = 32, num_digi
     """
     for name, value in (("num_sequences", num_sequences), ("seq_len", seq_len),
                         ("num_digits", num_digits), ("digit_size", digit_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"moving_mnist: {name} must be a positive int, got {value!r}")
+        check_number(value, name, integer=True, low=1, owner="moving_mnist")
     if digit_size > size:
         raise ValueError(f"moving_mnist: digits of {digit_size} px do not fit a {size} px frame; "
                          "make size larger or digit_size smaller")
