@@ -58,9 +58,13 @@ def test_frame_average_is_invariant_to_time_order(training):
     torch.testing.assert_close(model(x[:, [3, 0, 5, 1, 4, 2]]), out, atol=1e-6, rtol=1e-6)  # shuffled
 
 
-def test_conv3d_takes_the_channels_last_request_of_fit_as_its_3d_layout():
-    model = Conv3D(frame_size=16, num_classes=8).to("cpu", memory_format=torch.channels_last)
-    assert model.blocks[0][0].weight.is_contiguous(memory_format=torch.channels_last_3d)
+def test_conv3d_is_an_ordinary_module_that_fit_moves_without_help():
+    # No override of .to: fit gives channels-last to 4-D weights only (train.place_model).
+    assert "to" not in vars(Conv3D)
+    model = Conv3D(frame_size=16, num_classes=8)
+    x, y = _clips(B=8, T=4), torch.randint(0, 8, (8,))
+    assert list(fit(model, (x, y), None, epochs=1, batch_size=8, device="cpu"))[-1].kind == "end"
+    assert model.blocks[0][0].weight.is_contiguous()                    # 5-D: left as it was
 
 
 def test_conv3d_and_cnn_lstm_style_models_are_not_order_blind():

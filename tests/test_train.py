@@ -184,3 +184,29 @@ def test_every_objective_follows_the_protocol():
     for objective in (Classification(), NextFrameObjective(), TrackingObjective()):
         assert isinstance(objective, Objective), type(objective).__name__
     assert not isinstance(torch.nn.MSELoss(), Objective)
+
+
+class _Video3D(torch.nn.Module):
+    """A 3-D conv (5-D weight) beside a 2-D one (4-D weight): channels-last fits only the second."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv3d = torch.nn.Conv3d(1, 4, kernel_size=3, padding=1)
+        self.conv2d = torch.nn.Conv2d(4, 4, kernel_size=3, padding=1)
+        self.head = torch.nn.Linear(4, 3)
+
+    def forward(self, x):                                   # (B, T, C, H, W)
+        B, T = x.shape[:2]
+        maps = self.conv3d(x.transpose(1, 2)).mean(2)       # (B, 4, H, W): time averaged away
+        return self.head(self.conv2d(maps).mean((2, 3)))    # (B, 3)
+
+
+def test_fit_gives_channels_last_only_to_4d_weights_and_runs_a_conv3d_model():
+    # fit asks for channels-last, which torch refuses on a 5-D weight ("required rank 4 tensor").
+    torch.manual_seed(0)
+    model = _Video3D()
+    x, y = torch.rand(16, 4, 1, 8, 8), torch.randint(0, 3, (16,))
+    events = list(fit(model, (x, y), (x, y), epochs=1, batch_size=8, device="cpu"))
+    assert events[-1].kind == "end" and events[-1].step == 2
+    assert model.conv2d.weight.is_contiguous(memory_format=torch.channels_last)
+    assert model.conv3d.weight.is_contiguous()              # left in its own layout

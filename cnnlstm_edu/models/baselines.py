@@ -163,14 +163,6 @@ class Conv3D(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.classifier = nn.Linear(C_out * H * W, config.num_classes)
 
-    def to(self, *args, **kwargs):
-        # torch refuses channels_last, a 2-D layout, on 5-D weights ("required rank 4 tensor");
-        # a trainer that asks for it (train.fit does) means "the fast layout", and for 3-D
-        # convolutions that is channels_last_3d.
-        if kwargs.get("memory_format") is torch.channels_last:
-            kwargs["memory_format"] = torch.channels_last_3d
-        return super().to(*args, **kwargs)
-
     def forward(self, x: torch.Tensor, all_steps: bool = False) -> torch.Tensor:
         _check_frames(x, self.config, "Conv3D input")
         if all_steps:

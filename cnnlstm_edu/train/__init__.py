@@ -14,7 +14,8 @@ What makes it fast on small data (pytorch/examples' MNIST loop, minus the DataLo
   ``time_budget`` the cycle is laid over the *time* available rather than a step count, so the
   rate reaches its floor exactly when time runs out, whatever the machine's speed;
 - channels-last weights (the layout oneDNN and cuDNN convolutions prefer: 1.3x faster steps
-  on a 2-core CPU for the quadrant CNN-LSTM), and bf16 autocast on CUDA; float32 on a CPU.
+  on a 2-core CPU for the quadrant CNN-LSTM), given to the 4-D weights only
+  (:func:`place_model`: 3-D convolutions keep theirs), and bf16 autocast on CUDA; float32 on a CPU.
 
 The tricks of seed 003, each an option a lesson can switch on and off:
 
@@ -43,7 +44,7 @@ and ``loop`` (:func:`fit`).
 
 from ..pixels import to_float
 from .config import Curriculum, TrainConfig
-from .devices import device_name, resolve_device
+from .devices import device_name, place_model, resolve_device
 from .evaluation import evaluate, predict
 from .events import Event
 from .loop import fit
@@ -53,4 +54,4 @@ from .schedules import OneCycle, Progress, UnrollSchedule
 
 __all__ = ["Classification", "Curriculum", "Event", "Objective", "OneCycle", "Progress", "TrainConfig",
            "UnrollSchedule", "check_pair", "device_name", "evaluate", "fit", "make_optimizer",
-           "parameter_groups", "predict", "resolve_device", "to_float"]
+           "parameter_groups", "place_model", "predict", "resolve_device", "to_float"]

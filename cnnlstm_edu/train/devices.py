@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
 
-__all__ = ["autocast", "device_name", "resolve_device"]
+__all__ = ["autocast", "device_name", "place_model", "resolve_device"]
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -42,3 +43,26 @@ def autocast(device: torch.device):
     CPU it is slower than float32 for models this small, so it stays off.
     """
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def place_model(model: nn.Module, device: torch.device) -> nn.Module:
+    """Move ``model`` to ``device``, its 4-D weights (2-D convolutions) in channels-last layout.
+
+    Channels-last ``(N, H, W, C)`` in memory is the layout oneDNN and cuDNN 2-D convolutions
+    prefer. ``model.to(memory_format=torch.channels_last)`` would also try it on every 5-D
+    tensor, and torch refuses that ("required rank 4 tensor"): channels-last is a layout of
+    4-D tensors, and a 3-D convolution's weights are 5-D. So the layout is given one weight at
+    a time, where it applies (2-D convolutions, ConvLSTM gates), and the rest stays as it was.
+
+    >>> model = place_model(nn.Sequential(nn.Conv2d(1, 4, 3), nn.Conv3d(4, 4, 3)), torch.device("cpu"))
+    >>> model[0].weight.is_contiguous(memory_format=torch.channels_last)    # (4, 1, 3, 3)
+    True
+    >>> model[1].weight.is_contiguous()                                     # (4, 4, 3, 3, 3): as it was
+    True
+    """
+    model.to(device)
+    for param in model.parameters():
+        if param.dim() == 4:
+            # .data keeps the Parameter object (and any reference to it); only its storage changes.
+            param.data = param.data.contiguous(memory_format=torch.channels_last)
+    return model

@@ -18,7 +18,7 @@ from torch import nn
 
 from ..pixels import to_float
 from .config import TrainConfig
-from .devices import autocast, device_name, resolve_device
+from .devices import autocast, device_name, place_model, resolve_device
 from .events import Event
 from .objectives import Classification, check_pair
 from .optim import make_optimizer, parameter_groups
@@ -55,7 +55,7 @@ class _Run:
             self.x, self.x_val = self.x[:-k], self.x[-k:]
             if self.y is not None:
                 self.y, self.y_val = self.y[:-k], self.y[-k:]
-        model.to(self.device, memory_format=torch.channels_last)  # reaches only the 4-D conv weights
+        place_model(model, self.device)                      # 4-D conv weights channels-last
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         self.groups = parameter_groups(model, config.weight_decay, config.recurrent_weight_decay)
