@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/app_speed.py
 	$(PY) benchmarks/classroom.py
 	$(PY) benchmarks/course_speed.py
+	$(PY) benchmarks/baselines.py --seeds 3 --tasks direction first_digit
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
