@@ -160,9 +160,14 @@ def _read_metadata(path: Path, meta: dict) -> dict:
 def _bound_config(path: Path, name: str, config: dict, found: dict) -> None:
     """Refuse a config that asks for more structure than the file's tensors hold, before any
     model is built from it: building 10^5 layers, even on the meta device, takes minutes."""
+    from .models import MODELS
+
     layers = {m.group(1) for key in found if (m := re.search(r"\.weight_ih_l(\d+)$", key))}
     num_layers = config.get("num_layers", 1)
-    if num_layers != len(layers):
+    # Only the recurrent models have layers to count. The others (the baselines) have no
+    # num_layers field, and build_model refuses a config that names one.
+    recurrent = "num_layers" in MODELS[name][1].__dataclass_fields__
+    if recurrent and num_layers != len(layers):
         raise CheckpointError(f"{path}: its config asks for num_layers={num_layers!r}, but the file "
                               f"holds recurrent weights for {len(layers)} layer(s)")
     for field, value in config.items():

@@ -78,6 +78,11 @@ def pickle_forbidden(monkeypatch):
     ("cnn_lstm", {"channels": (4, 8), "hidden_size": 16, "num_layers": 2, "td_mode": "loop"}),
     ("cnn_convlstm", {"channels": (4,), "hidden_channels": 6, "kernel_size": 3}),
     ("next_frame", {}),
+    ("whole_image", {"channels": (4, 8), "order": "4231"}),
+    ("frame_average", {"frame_size": 24, "channels": (4,), "num_classes": 8}),
+    ("last_frame", {"frame_size": 28, "num_classes": 10, "dropout": 0.1}),
+    ("conv3d", {"frame_size": 24, "channels": (4, 8), "num_classes": 8}),
+    ("tracker", {"channels": (4, 8, 8), "hidden_size": 16, "num_layers": 2}),
 ])
 def test_every_model_roundtrips_exactly_without_unpickling(tmp_path, monkeypatch, name, config):
     torch.manual_seed(0)
@@ -283,3 +288,18 @@ def test_a_header_length_starting_with_0x80_is_not_taken_for_a_pickle(tmp_path):
     assert info["note"] == "x" * pad
     for name, tensor in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[name], tensor)
+
+
+def test_a_model_without_layers_to_count_is_bounded_by_its_config_fields(tmp_path):
+    # frame_average has no recurrent layers: its file holds no weight_ih_l{k}, and its config
+    # no num_layers. One that claims some is refused before anything is built.
+    model = build_model("frame_average", channels=(4,), num_classes=8)
+    tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
+    base = {"format": FORMAT, "model": "frame_average", "version": "0.1.0", "info": {},
+            "sha256": tensor_digest(tensors)}
+    for config, match in [({"channels": [4], "num_classes": 8, "num_layers": 10**5}, "does not build"),
+                          ({"channels": [4] * 50, "num_classes": 8}, "more than")]:
+        path = tmp_path / "fa.safetensors"
+        save_file(tensors, str(path), metadata={"cnnlstm_edu": json.dumps({**base, "config": config})})
+        with pytest.raises(CheckpointError, match=match):
+            load_checkpoint(path)

@@ -135,3 +135,19 @@ def test_ctrl_c_stops_training_reports_and_saves(tmp_path):
     model, info = load_checkpoint(path)
     assert info["test_acc"] == result["test_acc"]
     assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"]
+
+
+@pytest.mark.parametrize("model, row", [
+    ("whole_image", r"model\s+WholeImage\s+\(B=2, T=4, C=1, H=14, W=14\)\s+\(2, 10\)"),
+    ("tracker", r"model\s+Tracker\s+\[0\]\s+\(B=2, T=4, C=1, H=64, W=64\)\s+\(B=2, T=3, F=4\)"),
+    ("conv3d", r"model\s+Conv3D\s+\(B=2, T=4, C=1, H=14, W=14\)\s+\(B=2, F=10\)"),
+])
+def test_trace_runs_every_kind_of_registered_model(model, row, capsys):
+    assert main(["trace", "--model", model, "--depth", "1"]) == 0
+    assert re.search(row, capsys.readouterr().out)
+
+
+def test_trace_refusals_are_one_line(capsys):
+    assert main(["trace", "--model", "whole_image", "--steps", "6"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: WholeImage input") and "quadrants only" in err and err.count("\n") == 1

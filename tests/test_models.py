@@ -64,6 +64,18 @@ def test_cnn_lstm_bad_input(shape, match):
         CNNLSTM()(torch.zeros(shape))
 
 
+@pytest.mark.parametrize("name", ["cnn_lstm", "cnn_convlstm", "next_frame", "whole_image", "frame_average",
+                                  "last_frame", "conv3d", "tracker"])
+def test_every_name_of_the_design_is_registered_and_rebuilds_from_its_config(name):
+    from cnnlstm_edu.models import MODELS
+
+    assert name in MODELS
+    model = build_model(name)
+    again_name, config = model_config(model)
+    assert again_name == name and type(build_model(name, **config)) is type(model)
+    assert build_model(name, **config).config == model.config
+
+
 def test_build_model_errors():
     with pytest.raises(ValueError, match="unknown model 'resnet'"):
         build_model("resnet")

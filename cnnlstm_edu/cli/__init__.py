@@ -29,8 +29,14 @@ def trace_command(args: argparse.Namespace) -> str:
 
     model = build_model(args.model)
     config = model.config
-    frames = torch.randn(args.batch, args.steps, config.in_channels, config.frame_size, config.frame_size)
-    return str(trace_shapes(model, frames, depth=args.depth))  # (B, T, C, H, W) through every module
+    if args.model == "whole_image":      # the four 14x14 quadrants of a digit, tiled back together
+        frames = torch.randn(args.batch, args.steps, 1, 14, 14)
+    else:
+        frames = torch.randn(args.batch, args.steps, config.in_channels, config.frame_size, config.frame_size)
+    inputs = [frames]                    # (B, T, C, H, W)
+    if args.model == "tracker":          # and the box fed at each step t = 1 .. T-1
+        inputs.append(torch.tensor([16.0, 16.0, 40.0, 44.0]).repeat(args.batch, args.steps - 1, 1))  # (B, T-1, 4)
+    return str(trace_shapes(model, *inputs, depth=args.depth))  # through every module
 
 
 def bench_command(args: argparse.Namespace) -> str:
@@ -47,7 +53,11 @@ def bench_command(args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "trace":
-        print(trace_command(args))
+        try:
+            print(trace_command(args))
+        except ValueError as e:          # a shape the model refuses (whole_image with --steps 6)
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     if args.command == "bench":
         print(bench_command(args))
     if args.command == "train":

@@ -6,15 +6,20 @@ from dataclasses import asdict, fields
 
 from torch import nn
 
+from .baselines import (Conv3D, Conv3DConfig, FrameAverage, LastFrame, PerFrameConfig, WholeImage,
+                        WholeImageConfig)
 from .cnn_convlstm import CNNConvLSTM, CNNConvLSTMConfig, count_parameters, recurrent_parameters
 from .cnn_lstm import CNNLSTM, CNNLSTMConfig
 from .encoders import FrameCNN, TorchvisionBackbone
 from .next_frame import NextFrame, NextFrameConfig, NextFrameObjective
+from .tracker import Tracker, TrackerConfig, TrackingObjective
 
 __all__ = [
-    "CNNConvLSTM", "CNNConvLSTMConfig", "CNNLSTM", "CNNLSTMConfig", "FrameCNN", "MODELS",
-    "NextFrame", "NextFrameConfig", "NextFrameObjective",
-    "TorchvisionBackbone", "build_model", "count_parameters", "model_config", "recurrent_parameters",
+    "CNNConvLSTM", "CNNConvLSTMConfig", "CNNLSTM", "CNNLSTMConfig", "Conv3D", "Conv3DConfig",
+    "FrameAverage", "FrameCNN", "LastFrame", "MODELS", "NextFrame", "NextFrameConfig",
+    "NextFrameObjective", "PerFrameConfig", "TorchvisionBackbone", "Tracker", "TrackerConfig",
+    "TrackingObjective", "WholeImage", "WholeImageConfig", "build_model", "count_parameters",
+    "model_config", "recurrent_parameters",
 ]
 
 # name -> (model class, config dataclass); every model takes its config as first argument.
@@ -22,6 +27,12 @@ MODELS: dict[str, tuple[type[nn.Module], type]] = {
     "cnn_lstm": (CNNLSTM, CNNLSTMConfig),
     "cnn_convlstm": (CNNConvLSTM, CNNConvLSTMConfig),
     "next_frame": (NextFrame, NextFrameConfig),
+    # issue 15: the baselines that show what the recurrence buys, and the Re3-style tracker
+    "whole_image": (WholeImage, WholeImageConfig),
+    "frame_average": (FrameAverage, PerFrameConfig),
+    "last_frame": (LastFrame, PerFrameConfig),
+    "conv3d": (Conv3D, Conv3DConfig),
+    "tracker": (Tracker, TrackerConfig),
 }
 
 
