@@ -30,6 +30,7 @@ def test_train_prints_one_json_object_last_and_saves(tmp_path):
     for key in ("test_acc", "train_seconds", "epochs", "device", "steps", "order"):
         assert key in result
     assert result["device"] == "cpu" and result["order"] == "4321" and result["steps"] == 10
+    assert result["task"] == "quadrants" and result["chance"] == 0.1   # issue 15's two new keys
     assert 0.1 < result["test_acc"] <= 1.0             # 10 steps: well above chance already
     assert "test accuracy" in proc.stderr               # the human summary goes to stderr
     model, info = load_checkpoint(path)
@@ -151,3 +152,71 @@ def test_trace_refusals_are_one_line(capsys):
     assert main(["trace", "--model", "whole_image", "--steps", "6"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: WholeImage input") and "quadrants only" in err and err.count("\n") == 1
+
+
+# --- train --task (issue 15) ------------------------------------------------------------------
+
+@pytest.mark.parametrize("task, model, extra, chance", [
+    ("direction", "cnn_lstm", [], 1 / 8),
+    ("first_digit", "conv3d", [], 1 / 10),
+    ("track", "tracker", ["--scheduled-sampling", "--curriculum"], None),
+])
+def test_each_task_trains_from_the_cli_and_reports_its_keys(tmp_path, task, model, extra, chance):
+    path = tmp_path / "m.safetensors"
+    proc = run_cli("train", "--task", task, "--model", model, "--time-budget", "2", "--device", "cpu",
+                   "--save", str(path), "--json", *extra)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["task"] == task and result["model"] == model and result["steps"] > 0
+    assert "order" not in result                      # quadrants only
+    again, info = load_checkpoint(path)
+    assert type(again).__name__ == {"cnn_lstm": "CNNLSTM", "conv3d": "Conv3D", "tracker": "Tracker"}[model]
+    assert info["task"] == task
+    if chance is not None:
+        assert result["chance"] == chance and 0 <= result["test_acc"] <= 1
+        assert "test_iou" not in result and info["test_acc"] == result["test_acc"]
+        assert "test accuracy" in proc.stderr
+        return
+    assert "chance" not in result and result["test_acc"] is None    # a box regressor has no accuracy
+    assert result["sampling"] == "scheduled" and result["curriculum"] is not None
+    assert 0 <= result["test_iou"] <= 1 and info["test_iou"] == result["test_iou"]
+    assert list(result["iou_by_horizon"]) == ["5", "10", "20", "40"]     # test clips of 41 frames
+    assert result["baseline_iou"] == max(result["static_iou"], result["velocity_iou"])
+    assert "free-running test IoU" in proc.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "whole_image", "--task", "direction"], "whole_image needs --task quadrants"),
+    (["--model", "whole_image", "--task", "track"], "whole_image needs --task quadrants"),
+    (["--model", "tracker"], "tracker follows a box through a clip: it needs --task track, not --task quadrants"),
+    (["--model", "tracker", "--task", "first_digit"], "it needs --task track, not --task first_digit"),
+    (["--model", "cnn_lstm", "--task", "track"], "--model cnn_lstm gives one class per clip: use --model tracker"),
+    (["--model", "frame_average", "--task", "track"], "--model frame_average gives one class"),
+    (["--model", "next_frame", "--task", "direction"], "next_frame learns from its own data"),
+    (["--model", "frame_average", "--task", "direction", "--hidden-size", "8"], "no recurrent layer"),
+    (["--model", "cnn_lstm", "--task", "direction", "--scheduled-sampling"], "nothing to feed back"),
+])
+def test_a_model_on_a_task_it_cannot_do_is_refused_up_front(args, message, monkeypatch, capsys):
+    import cnnlstm_edu.cli.train as cli
+
+    monkeypatch.setattr(cli, "load_data", lambda args: pytest.fail("data was made"))
+    assert main(["train", *args, "--epochs", "1", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.startswith("error: ") and err.count("\n") == 1, err
+
+
+def test_the_task_builds_the_model_for_its_clips():
+    import cnnlstm_edu.cli.train as cli
+
+    def model(*argv):
+        return cli._build_model(build_parser().parse_args(["train", *argv]))
+
+    assert (model("--task", "direction").config.frame_size, model("--task", "direction").config.num_classes) == (24, 8)
+    assert model("--task", "first_digit", "--model", "last_frame").config.frame_size == 28
+    assert model("--model", "cnn_convlstm").config.frame_size == 14          # quadrants, as before
+    assert model("--task", "track", "--model", "tracker").config.frame_size == 64
+    config = cli._train_config(build_parser().parse_args(["train", "--task", "track", "--model", "tracker",
+                                                          "--curriculum"]))
+    assert config.curriculum.start_unroll == 2 and config.time_budget == 300   # Re3's start; the issue's budget
+    assert cli._train_config(build_parser().parse_args(["train", "--curriculum", "3"])).curriculum.start_unroll == 3
+    assert cli._train_config(build_parser().parse_args(["train", "--task", "direction"])).batch_size == 32

@@ -2,11 +2,14 @@
 
     python -m cnnlstm_edu train --model cnn_lstm --time-budget 30
     python -m cnnlstm_edu train --model cnn_lstm --epochs 1 --device cpu --json
+    python -m cnnlstm_edu train --task direction --model frame_average --time-budget 60 --json
+    python -m cnnlstm_edu train --task track --model tracker --scheduled-sampling --curriculum
     python -m cnnlstm_edu trace --model cnn_lstm --depth 2
     python -m cnnlstm_edu bench --batch 1 8 64 --steps 4 16 --device cpu
 
 Progress goes to stderr under a tqdm bar; with ``--json`` the last line on stdout is one JSON
-object with the run's results (``test_acc``, ``train_seconds``, ``epochs``, ``device``, ...).
+object with the run's results (``test_acc``, ``train_seconds``, ``epochs``, ``device``, ``task``,
+``chance`` for a classifier, ``test_iou``, ``iou_by_horizon`` and ``baseline_iou`` for track, ...).
 """
 
 from __future__ import annotations

@@ -55,11 +55,17 @@ def _add_train(commands) -> None:
     from ..data.quadrants import QUADRANT_ORDERS
     from ..models import MODELS
 
+    from .tasks import TASKS
+
     train = commands.add_parser(
-        "train", help="train a model (MNIST quadrant classifiers, Moving-MNIST next-frame)",
-        description="Train on the bundled MNIST: classifiers read each digit as four 14x14 "
-                    "quadrants, a 4-step sequence; next_frame forecasts Moving-MNIST videos.")
+        "train", help="train a model on a task made from the bundled MNIST",
+        description="Train on the bundled MNIST. --task quadrants (the default): classifiers read each "
+                    "digit as four 14x14 quadrants, a 4-step sequence; direction and first_digit: "
+                    "clips where the answer is in the order of the frames; track: follow a digit's "
+                    "box (--model tracker). next_frame forecasts Moving-MNIST videos.")
     train.add_argument("--model", choices=sorted(MODELS), default="cnn_lstm")
+    train.add_argument("--task", choices=list(TASKS), default="quadrants",
+                       help="; ".join(f"{t.name}: {t.what}" for t in TASKS.values()))
     train.add_argument("--order", default="1234",
                        help=f"quadrant order, a permutation of 1234 (the seed's: {', '.join(QUADRANT_ORDERS)})")
     train.add_argument("--epochs", type=_positive_float, default=None,
@@ -67,9 +73,10 @@ def _add_train(commands) -> None:
     train.add_argument("--time-budget", type=_positive_float, default=None,
                        help="seconds of training; the learning-rate schedule is fitted to it")
     train.add_argument("--batch-size", type=_positive_int, default=None,
-                       help="default: 128 for classifiers, 32 for next_frame")
+                       help="default: 128 for classifiers on quadrants, 32 on direction and "
+                            "first_digit, 32 for next_frame and tracker")
     train.add_argument("--lr", type=_positive_float, default=None,
-                       help="peak learning rate (default: 4e-3 for classifiers, 3e-3 for next_frame)")
+                       help="peak learning rate (default: 4e-3 for classifiers, 3e-3 for next_frame and tracker)")
     train.add_argument("--hidden-size", type=_positive_int, default=None, help="LSTM hidden units (ConvLSTM: hidden channels)")
     train.add_argument("--seed", type=_number(integer=True, low=0), default=0)
     train.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1 ...")
@@ -84,14 +91,17 @@ def _add_train(commands) -> None:
                         help="clip the global gradient norm to NORM")
     tricks.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw",
                         help="sgd (momentum 0.9) shows exploding gradients and clipping most plainly")
-    tricks.add_argument("--curriculum", type=_positive_int, nargs="?", const=1, default=None, metavar="UNROLL",
-                        help="Re3 unroll curriculum starting at UNROLL steps (default 1): double the "
-                             "unroll and halve the batch at each validation plateau")
+    tricks.add_argument("--curriculum", type=_positive_int, nargs="?", const=0, default=None,
+                        metavar="UNROLL",
+                        help="Re3 unroll curriculum starting at UNROLL steps (default 2 for track, as "
+                             "Re3; 1 elsewhere): double the unroll and halve the batch at each "
+                             "validation plateau")
     feed = tricks.add_mutually_exclusive_group()
     feed.add_argument("--teacher-forcing", dest="sampling", action="store_const", const="teacher_forcing",
-                      help="next_frame: always feed the true previous frame in training")
+                      help="next_frame, tracker: always feed the true previous frame (box) in training")
     feed.add_argument("--scheduled-sampling", dest="sampling", action="store_const", const="scheduled",
-                      help="next_frame: feed the model's own previous output with a rising probability")
+                      help="next_frame, tracker: feed the model's own previous output with a rising "
+                           "probability")
     tricks.add_argument("--sampling-max", type=_probability, default=0.5,
                         help="the probability scheduled sampling rises to (default 0.5)")
     train.add_argument("--save", metavar="PATH", default=None,

@@ -16,18 +16,25 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["DEFAULTS", "load_data", "train_command"]
+from .tasks import TASKS, check_task, load_task
 
-# Per model: the data it learns from and the defaults that train it well on a CPU.
+__all__ = ["DEFAULTS", "TASK_DEFAULTS", "load_data", "train_command"]
+
+# Per model: the defaults that train it well on a CPU.
+_CLASSIFIER = {"batch_size": 128, "lr": 4e-3, "epochs": 2.0}
 DEFAULTS = {
-    "cnn_lstm": {"batch_size": 128, "lr": 4e-3, "epochs": 2.0},
-    "cnn_convlstm": {"batch_size": 128, "lr": 4e-3, "epochs": 2.0},
+    "cnn_lstm": _CLASSIFIER, "cnn_convlstm": _CLASSIFIER, "whole_image": _CLASSIFIER,
+    "frame_average": _CLASSIFIER, "last_frame": _CLASSIFIER, "conv3d": _CLASSIFIER,
     "next_frame": {"batch_size": 32, "lr": 3e-3, "time_budget": 120.0},
+    "tracker": {"batch_size": 32, "lr": 3e-3, "time_budget": 300.0},   # issue 15's budget for track
 }
+# Per task, what overrides the model's defaults: 10,000 short clips learn best in small batches
+# (benchmarks/baselines.md: a CNN-LSTM learns direction in about 100 steps of 32 clips).
+TASK_DEFAULTS = {"direction": {"batch_size": 32}, "first_digit": {"batch_size": 32}}
 
 
 def load_data(args: argparse.Namespace):
-    """(train, test, objective) for ``args.model``."""
+    """(train, test, objective) for ``args.model`` on ``args.task``."""
     if args.model == "next_frame":
         from ..data.moving_mnist import moving_mnist
         from ..models.next_frame import NextFrameObjective
@@ -36,13 +43,7 @@ def load_data(args: argparse.Namespace):
         train = (moving_mnist(12000, split="train", seed=args.seed), None)   # (N, 10, 1, 32, 32)
         test = (moving_mnist(1000, split="test", seed=10_000 + args.seed), None)
         return train, test, NextFrameObjective(context=5, horizon=5)
-    from ..data import load_mnist, quadrant_sequences
-
-    train_images, train_labels = load_mnist("train")
-    test_images, test_labels = load_mnist("test")
-    train = (quadrant_sequences(train_images, args.order), train_labels)   # (60000, 4, 1, 14, 14)
-    test = (quadrant_sequences(test_images, args.order), test_labels)      # (10000, 4, 1, 14, 14)
-    return train, test, None
+    return load_task(args.task, args.order)
 
 
 @contextmanager
@@ -80,31 +81,42 @@ def _check_save(path: str | None) -> None:
 def _build_model(args: argparse.Namespace):
     from ..models import MODELS, build_model
 
+    fields = MODELS[args.model][1].__dataclass_fields__
+    task = TASKS[args.task]
     config = {}
-    _, config_cls = MODELS[args.model]
+    if args.model not in ("next_frame", "tracker", "whole_image"):   # built for the task's clips
+        config.update(frame_size=task.frame_size, num_classes=task.num_classes)
     if args.hidden_size:   # the LSTM's hidden_size, or the ConvLSTM's hidden_channels
-        config["hidden_size" if "hidden_size" in config_cls.__dataclass_fields__ else "hidden_channels"] = args.hidden_size
+        size = [name for name in ("hidden_size", "hidden_channels") if name in fields]
+        if not size:
+            raise ValueError(f"--hidden-size: the {args.model} model has no recurrent layer to size")
+        config[size[0]] = args.hidden_size
     if args.dropout is not None:
-        if "dropout" not in config_cls.__dataclass_fields__:
+        if "dropout" not in fields:
             raise ValueError(f"--dropout: the {args.model} model has no dropout option")
         config["dropout"] = args.dropout
     return build_model(args.model, **config)
 
 
 def _train_config(args: argparse.Namespace):
-    """The flags as a TrainConfig, with the model's defaults where a flag was left out."""
+    """The flags as a TrainConfig, with the model's (and task's) defaults where a flag was left out."""
     from ..train import Curriculum, TrainConfig
 
-    defaults = DEFAULTS[args.model]
+    defaults = {**DEFAULTS[args.model], **TASK_DEFAULTS.get(args.task, {})}
     epochs, budget = args.epochs, args.time_budget
     if epochs is None and budget is None:
         epochs, budget = defaults.get("epochs"), defaults.get("time_budget")
+    curriculum = None
+    if args.curriculum is not None:
+        # A bare --curriculum (0) starts where Re3 did on its task: 2 frames for track, 1 elsewhere.
+        start = args.curriculum or (2 if args.task == "track" else 1)
+        curriculum = Curriculum(start_unroll=start)
     return TrainConfig(
         epochs=epochs, time_budget=budget, batch_size=args.batch_size or defaults["batch_size"],
         lr=args.lr or defaults["lr"], weight_decay=args.weight_decay,
         recurrent_weight_decay=args.lstm_weight_decay, clip_grad=args.clip_grad, optimizer=args.optimizer,
-        curriculum=Curriculum(start_unroll=args.curriculum) if args.curriculum else None,
-        sampling=args.sampling, sampling_max=args.sampling_max, device=args.device, seed=args.seed)
+        curriculum=curriculum, sampling=args.sampling, sampling_max=args.sampling_max, device=args.device,
+        seed=args.seed)
 
 
 class _Progress:
@@ -144,11 +156,14 @@ class _Progress:
             self.curriculum.append({"step": event.step, "unroll": event.unroll,
                                     "batch_size": event.batch_size, "sampling_p": event.sampling_p})
         elif event.kind == "eval":
+            iou = event.extra["test"].get("test_iou")             # a tracker's
             bar.write(f"epoch {event.epoch:.0f}: test_loss={event.test_loss:.4f}"
                       + (f" test_acc={event.test_acc:.4f}" if event.test_acc == event.test_acc else "")
+                      + (f" test_iou={iou:.4f}" if iou is not None else "")
                       + f" ({event.seconds:.1f}s)", file=sys.stderr)
             self.history.append({"epoch": event.epoch, "seconds": round(event.seconds, 2),
-                                 "test_loss": event.test_loss, "test_acc": event.test_acc})
+                                 "test_loss": event.test_loss, "test_acc": event.test_acc,
+                                 **({"test_iou": iou} if iou is not None else {})})
 
 
 def _result(args: argparse.Namespace, config, progress: _Progress, n_params: int, load_seconds: float) -> dict:
@@ -163,13 +178,19 @@ def _result(args: argparse.Namespace, config, progress: _Progress, n_params: int
         "clip_grad": args.clip_grad, "max_grad_norm": progress.norm_max, "sampling": args.sampling,
         "param_groups": [{k: g[k] for k in ("name", "weight_decay", "parameters")}
                          for g in progress.start.extra["param_groups"]],
-        "curriculum": progress.curriculum if args.curriculum else None,
+        "curriculum": progress.curriculum if args.curriculum is not None else None,
         "threads": torch.get_num_threads(), "parameters": n_params,
         "load_seconds": round(load_seconds, 3), "history": progress.history, "torch": torch.__version__,
         "stopped": last.extra["stopped"],
     }
-    if args.model != "next_frame":
+    if args.model == "next_frame":
+        result["task"] = "moving_mnist"       # its own data, whatever --task says (only quadrants passes)
+        return result
+    if args.task == "quadrants":
         result["order"] = args.order
+    result["task"] = args.task
+    if TASKS[args.task].num_classes:         # a classifier's accuracy means something only beside this
+        result["chance"] = 1 / TASKS[args.task].num_classes
     return result
 
 
@@ -177,11 +198,25 @@ def _summary(last) -> str:
     if "test_mse" in last.extra["test"]:
         m = last.extra["test"]
         summary = f"test MSE {m['test_mse']:.5f} vs copy-last {m['copy_last_mse']:.5f} (ratio {m['ratio']:.3f})"
+    elif "test_iou" in last.extra["test"]:
+        m = last.extra["test"]
+        summary = (f"free-running test IoU {m['test_iou']:.3f}, baseline {m['baseline_iou']:.3f} "
+                   f"(static box {m['static_iou']:.3f}, constant "
+                   f"velocity {m['velocity_iou']:.3f})")
     else:
         summary = f"test accuracy {last.test_acc:.2%}"
     stopped = "stopped by Ctrl-C: " if last.extra["stopped"] else ""
     return (f"{stopped}{summary} after {last.seconds:.1f}s of training ({last.epoch:.2f} epochs, "
             f"{last.step} steps) on {last.device}")
+
+
+def _checkpoint_info(args: argparse.Namespace, last) -> dict:
+    """What the checkpoint keeps about the run: the quadrant order, or the task, and its score."""
+    if args.task == "quadrants":
+        return {"order": args.order, "test_acc": last.test_acc}
+    if args.task == "track":
+        return {"task": "track", "test_iou": last.extra["test"]["test_iou"]}
+    return {"task": args.task, "test_acc": last.test_acc}
 
 
 def train_command(args: argparse.Namespace) -> dict:
@@ -191,6 +226,7 @@ def train_command(args: argparse.Namespace) -> dict:
     from ..checkpoint import save_checkpoint
     from ..train import fit
 
+    check_task(args.model, args.task, args.sampling)
     _check_save(args.save)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -209,7 +245,7 @@ def train_command(args: argparse.Namespace) -> dict:
 
     result = _result(args, config, progress, n_params, load_seconds)
     if args.save:
-        save_checkpoint(model, args.save, order=args.order, test_acc=progress.last.test_acc)
+        save_checkpoint(model, args.save, **_checkpoint_info(args, progress.last))
         result["saved"] = args.save
     print(_summary(progress.last), file=sys.stderr)
     return result
