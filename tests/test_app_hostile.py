@@ -221,3 +221,15 @@ def test_the_server_stayed_small(server, http, baseline):
     assert http.get("/config").status_code == 200        # and it still serves
     assert http.get("/gradio_api/info").json()["named_endpoints"]
     assert server.looked_up() == [] and server.proc.poll() is None
+
+
+def test_empty_uploads_cannot_grow_the_ledger_without_bound():
+    # Each upload counts at least request_cost bytes, so a flood of empty uploads fills the
+    # client's allowance like real ones and the ledger stays at total_bytes / request_cost entries.
+    from cnnlstm_edu.app.guard import UploadLedger, UploadLimits
+
+    ledger = UploadLedger(UploadLimits(client_bytes=10 * 4096, total_bytes=20 * 4096))
+    answers = [ledger.reserve("10.0.0.9", 0) for _ in range(1000)]
+    assert answers[:10] == [None] * 10
+    assert all(a and "at most" in a for a in answers[10:])
+    assert len(ledger._entries) == 10 and ledger.held() == 10 * 4096

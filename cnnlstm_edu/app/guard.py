@@ -55,11 +55,14 @@ class UploadLimits:
     total_bytes: int = 32 * MB      # everyone, over `window` seconds: what the upload folder can hold
     window: float = 4500.0          # gradio deletes uploads after an hour, checking every 15 min
     json_bytes: int = 1 * MB        # any other POST body (an event's inputs)
+    # Every upload counts at least this much, however small: empty uploads would otherwise each
+    # add a ledger entry for free, and the ledger holds at most total_bytes / request_cost entries.
+    request_cost: int = 4096
 
     def __post_init__(self) -> None:
         from ..checks import check_number
 
-        for name in ("request_bytes", "client_bytes", "total_bytes", "json_bytes"):
+        for name in ("request_bytes", "client_bytes", "total_bytes", "json_bytes", "request_cost"):
             check_number(getattr(self, name), name, integer=True, low=1, owner="UploadLimits")
         check_number(self.window, "window", low=0, low_open=True, owner="UploadLimits")
 
@@ -67,7 +70,7 @@ class UploadLimits:
 class UploadLedger:
     """The upload bytes accepted in the last ``window`` seconds, per client and overall.
 
-    >>> ledger = UploadLedger(UploadLimits(request_bytes=10, client_bytes=15, total_bytes=20))
+    >>> ledger = UploadLedger(UploadLimits(request_bytes=10, client_bytes=15, total_bytes=20, request_cost=1))
     >>> ledger.reserve("a", 10), ledger.reserve("a", 10) is not None, ledger.reserve("b", 10)
     (None, True, None)
     >>> ledger.reserve("c", 1)
@@ -86,6 +89,7 @@ class UploadLedger:
     def reserve(self, client: str, size: int) -> str | None:
         """Count ``size`` bytes for ``client``; or, if that would pass a limit, why not."""
         lim = self.limits
+        size = max(size, lim.request_cost)
         if size > lim.request_bytes:
             return f"one upload may carry at most {_size(lim.request_bytes)}; this one has {_size(size)}"
         with self._lock:
@@ -104,6 +108,7 @@ class UploadLedger:
 
     def release(self, client: str, size: int) -> None:
         """An upload that was not stored (gradio refused it) no longer counts."""
+        size = max(size, self.limits.request_cost)
         with self._lock:
             for i in range(len(self._entries) - 1, -1, -1):
                 if self._entries[i][1:] == (client, size):
