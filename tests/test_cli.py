@@ -195,6 +195,7 @@ def test_each_task_trains_from_the_cli_and_reports_its_keys(tmp_path, task, mode
     (["--model", "next_frame", "--task", "direction"], "next_frame learns from its own data"),
     (["--model", "frame_average", "--task", "direction", "--hidden-size", "8"], "no recurrent layer"),
     (["--model", "cnn_lstm", "--task", "direction", "--scheduled-sampling"], "nothing to feed back"),
+    (["--model", "cnn_lstm", "--task", "direction", "--order", "4321"], "--order 4321 reorders MNIST quadrants"),
 ])
 def test_a_model_on_a_task_it_cannot_do_is_refused_up_front(args, message, monkeypatch, capsys):
     import cnnlstm_edu.cli.train as cli

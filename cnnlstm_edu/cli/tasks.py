@@ -44,9 +44,9 @@ TASKS = {task.name: task for task in (
 _FEEDS_BACK = ("next_frame", "tracker")   # the models whose own output can be their next input
 
 
-def check_task(model: str, task: str, sampling: str | None = None) -> None:
-    """Refuse a model on a task it can't do, and sampling for a model that feeds nothing back,
-    before any data is made."""
+def check_task(model: str, task: str, sampling: str | None = None, order: str = "1234") -> None:
+    """Refuse a model on a task it can't do, sampling for a model that feeds nothing back, and a
+    quadrant order off the quadrants, before any data is made."""
     if task not in TASKS:
         raise ValueError(f"--task must be one of {', '.join(TASKS)}, got {task!r}")
     if model == "whole_image" and task != "quadrants":
@@ -61,6 +61,9 @@ def check_task(model: str, task: str, sampling: str | None = None) -> None:
     if model == "next_frame" and task != "quadrants":
         raise ValueError(f"--model next_frame learns from its own data (Moving-MNIST videos), not "
                          f"--task {task}: leave --task out")
+    if order != "1234" and (task != "quadrants" or model == "next_frame"):
+        raise ValueError(f"--order {order} reorders MNIST quadrants; --model {model} on --task {task} "
+                         "has none: leave --order out")
     if sampling is not None and model not in _FEEDS_BACK:
         flag = {"scheduled": "--scheduled-sampling", "teacher_forcing": "--teacher-forcing"}.get(sampling, sampling)
         raise ValueError(f"{flag} chooses what a model is fed of its own previous output ({', '.join(_FEEDS_BACK)}); "

@@ -226,7 +226,7 @@ def train_command(args: argparse.Namespace) -> dict:
     from ..checkpoint import save_checkpoint
     from ..train import fit
 
-    check_task(args.model, args.task, args.sampling)
+    check_task(args.model, args.task, args.sampling, args.order)
     _check_save(args.save)
     if args.threads:
         torch.set_num_threads(args.threads)
