@@ -1,5 +1,5 @@
 """Shared test options and fixtures: ``--update-golden`` rewrites the golden files of printed
-tables; ``video`` makes random clips; ``free_port`` finds a loopback port for a test server."""
+tables; ``digits`` are real MNIST test digits; ``video`` makes random clips; ``free_port`` finds a loopback port for a test server."""
 
 import socket
 from pathlib import Path
@@ -29,6 +29,15 @@ def golden(request):
         assert text + "\n" == path.read_text(), f"{path.name} changed; if on purpose, run pytest --update-golden"
 
     return check
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """MNIST's first 1024 test digits: images uint8 (1024, 28, 28) and labels int64 (1024,)."""
+    from cnnlstm_edu.data import load_mnist
+
+    images, labels = load_mnist("test")
+    return images[:1024], labels[:1024]
 
 
 @pytest.fixture

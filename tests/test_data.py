@@ -155,9 +155,9 @@ def test_quadrant_orders_are_the_seed_ones():
 
 
 @pytest.fixture(scope="module")
-def digits():
+def eight_digits(digits):
     """Eight real test digits, uint8 (8, 28, 28)."""
-    return load_mnist("test")[0][:8]
+    return digits[0][:8]
 
 
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.float32, torch.int64])
@@ -173,8 +173,8 @@ def test_quadrant_sequences_is_a_pure_rearrangement(order, dtype):
 
 
 @pytest.mark.parametrize("order", QUADRANT_ORDERS)
-def test_real_digits_tile_back_exactly(digits, order):
-    assert torch.equal(tile_quadrants(quadrant_sequences(digits, order), order), digits)
+def test_real_digits_tile_back_exactly(eight_digits, order):
+    assert torch.equal(tile_quadrants(quadrant_sequences(eight_digits, order), order), eight_digits)
 
 
 def test_quadrant_sequences_default_order_and_default_tile():
@@ -190,22 +190,22 @@ def test_tiling_with_another_order_scrambles():
     assert not torch.equal(tile_quadrants(quadrant_sequences(x, "1234"), "4321"), x)
 
 
-def test_quadrant_sequences_returns_new_memory(digits):
-    x = digits.clone()
+def test_quadrant_sequences_returns_new_memory(eight_digits):
+    x = eight_digits.clone()
     seq = quadrant_sequences(x)
     seq.fill_(0)
-    assert torch.equal(x, digits)
+    assert torch.equal(x, eight_digits)
 
 
-def test_quadrant_sequences_accepts_numpy_and_a_channel_axis(digits):
-    expected = quadrant_sequences(digits, "4231")
-    from_numpy = quadrant_sequences(digits.numpy(), "4231")
+def test_quadrant_sequences_accepts_numpy_and_a_channel_axis(eight_digits):
+    expected = quadrant_sequences(eight_digits, "4231")
+    from_numpy = quadrant_sequences(eight_digits.numpy(), "4231")
     assert isinstance(from_numpy, torch.Tensor) and torch.equal(from_numpy, expected)
-    read_only = digits.numpy().copy()
+    read_only = eight_digits.numpy().copy()
     read_only.setflags(write=False)
     assert torch.equal(quadrant_sequences(read_only, "4231"), expected)
-    assert torch.equal(quadrant_sequences(digits.unsqueeze(1), "4231"), expected)  # (N, 1, 28, 28)
-    assert torch.equal(tile_quadrants(expected.numpy(), "4231"), digits)
+    assert torch.equal(quadrant_sequences(eight_digits.unsqueeze(1), "4231"), expected)  # (N, 1, 28, 28)
+    assert torch.equal(tile_quadrants(expected.numpy(), "4231"), eight_digits)
 
 
 @pytest.mark.parametrize(
@@ -261,13 +261,13 @@ def test_stacked_layout_holds_each_order_in_its_band(dtype):
             assert torch.equal(band, x[:, rows, cols]), f"step {t}, band {k} ({order}) is not quadrant {order[t]}"
 
 
-def test_stacked_layout_bands_are_the_single_order_sequences(digits):
-    stacked = stacked_quadrant_sequences(digits)
+def test_stacked_layout_bands_are_the_single_order_sequences(eight_digits):
+    stacked = stacked_quadrant_sequences(eight_digits)
     bands = stacked.reshape(8, 4, 1, 4, 14, 14)  # (N, T, C, K, h, w): K = which order
     for k, order in enumerate(QUADRANT_ORDERS):
-        assert torch.equal(bands[:, :, :, k], quadrant_sequences(digits, order))
-        assert torch.equal(tile_quadrants(bands[:, :, :, k], order), digits)
+        assert torch.equal(bands[:, :, :, k], quadrant_sequences(eight_digits, order))
+        assert torch.equal(tile_quadrants(bands[:, :, :, k], order), eight_digits)
     # Step 0 of the seed's layout, top to bottom: quadrants 1, 4, 1, 4.
     first = stacked[0, 0, 0]
-    assert torch.equal(first[:14], digits[0, :14, :14]) and torch.equal(first[14:28], digits[0, 14:, 14:])
+    assert torch.equal(first[:14], eight_digits[0, :14, :14]) and torch.equal(first[14:28], eight_digits[0, 14:, 14:])
 

@@ -5,19 +5,19 @@ import math
 import pytest
 import torch
 
-from cnnlstm_edu.data import load_mnist, quadrant_sequences
+from cnnlstm_edu.data import quadrant_sequences
 from cnnlstm_edu.models import CNNLSTM, NextFrame, NextFrameObjective, build_model
 from cnnlstm_edu.models.streaming import FrameStreamer
 from cnnlstm_edu.train import Classification, Curriculum, fit, parameter_groups
 
 
 @pytest.fixture(scope="module")
-def digits():
-    images, labels = load_mnist("test")
-    return quadrant_sequences(images[:1024]), labels[:1024]
+def quadrants(digits):
+    images, labels = digits
+    return quadrant_sequences(images), labels           # (1024, 4, 1, 14, 14), (1024,)
 
 
-def model(seed=0, **kw):
+def tiny_cnn_lstm(seed=0, **kw):
     torch.manual_seed(seed)
     return CNNLSTM(channels=(4, 8), hidden_size=16, **kw)
 
@@ -36,13 +36,13 @@ def test_recurrent_group_holds_recurrent_weights_and_no_bias_no_cnn(name, expect
     assert any("bias" in n for n in others) and any("encoder" in n for n in others)
 
 
-def test_recurrent_weight_decay_moves_only_recurrent_weights(digits):
+def test_recurrent_weight_decay_moves_only_recurrent_weights(quadrants):
     # One AdamW step from the same weights on the same batch: the two runs differ by exactly
     # the decoupled decay term -lr * wd * w, and only on the recurrent weights.
-    x, y = digits[0][:64], digits[1][:64]
+    x, y = quadrants[0][:64], quadrants[1][:64]
     runs = []
     for wd in (0.0, 0.5):
-        m = model()
+        m = tiny_cnn_lstm()
         start = {k: v.clone() for k, v in m.state_dict().items()}
         events = list(fit(m, (x, y), epochs=1, batch_size=64, recurrent_weight_decay=wd, device="cpu",
                           log_every=1))
@@ -60,9 +60,9 @@ def test_recurrent_weight_decay_moves_only_recurrent_weights(digits):
 
 # --- gradient clipping -------------------------------------------------------------------------
 
-def test_clipping_caps_the_step_and_events_report_the_norm_before_clipping(digits):
-    x, y = digits[0][:64], digits[1][:64]
-    m = model()
+def test_clipping_caps_the_step_and_events_report_the_norm_before_clipping(quadrants):
+    x, y = quadrants[0][:64], quadrants[1][:64]
+    m = tiny_cnn_lstm()
     before = [p.detach().clone() for p in m.parameters()]
     events = list(fit(m, (x, y), epochs=1, batch_size=64, optimizer="sgd", lr=0.1, clip_grad=0.01,
                       device="cpu", log_every=1))
@@ -73,17 +73,17 @@ def test_clipping_caps_the_step_and_events_report_the_norm_before_clipping(digit
     assert step.grad_norm > 0.01 and step.grad_norm_max == step.grad_norm
 
 
-def test_grad_norm_max_covers_every_step_between_events(digits):
-    events = list(fit(model(), digits, epochs=1, batch_size=64, device="cpu", log_every=4))
+def test_grad_norm_max_covers_every_step_between_events(quadrants):
+    events = list(fit(tiny_cnn_lstm(), quadrants, epochs=1, batch_size=64, device="cpu", log_every=4))
     steps = [e for e in events if e.kind == "step"]
     assert all(e.grad_norm_max >= e.grad_norm > 0 for e in steps)
 
 
 # --- dropout --------------------------------------------------------------------------------
 
-def test_dropout_acts_on_the_lstm_input_in_training_only(digits):
-    m = model(dropout=0.5)
-    x = digits[0][:8].float() / 255
+def test_dropout_acts_on_the_lstm_input_in_training_only(quadrants):
+    m = tiny_cnn_lstm(dropout=0.5)
+    x = quadrants[0][:8].float() / 255
     m.train()
     assert not torch.equal(m(x), m(x))                # random masks
     m.eval()
@@ -106,11 +106,11 @@ class Recording(Classification):
         return super().loss(model, x, y, **kw)
 
 
-def test_curriculum_doubles_unroll_and_halves_batch_at_plateaus(digits):
+def test_curriculum_doubles_unroll_and_halves_batch_at_plateaus(quadrants):
     # min_delta=1 makes every check a plateau, so the schedule runs at once: 1 -> 2 -> 4 steps.
     curriculum = Curriculum(start_unroll=1, patience=1, min_delta=1.0, check_every=2, val_size=200)
     objective = Recording()
-    events = list(fit(model(), digits, epochs=2, batch_size=16, curriculum=curriculum,
+    events = list(fit(tiny_cnn_lstm(), quadrants, epochs=2, batch_size=16, curriculum=curriculum,
                       objective=objective, device="cpu", log_every=1))
     changes = [(e.unroll, e.batch_size) for e in events if e.kind == "curriculum"]
     assert changes == [(2, 32), (4, 16)]
@@ -122,9 +122,9 @@ def test_curriculum_doubles_unroll_and_halves_batch_at_plateaus(digits):
     assert steps[0].unroll == 1 and steps[-1].unroll == 4
 
 
-def test_curriculum_waits_while_the_validation_loss_improves(digits):
+def test_curriculum_waits_while_the_validation_loss_improves(quadrants):
     curriculum = Curriculum(start_unroll=2, patience=50, check_every=5, val_size=200)
-    events = list(fit(model(), digits, epochs=1, batch_size=32, curriculum=curriculum, device="cpu"))
+    events = list(fit(tiny_cnn_lstm(), quadrants, epochs=1, batch_size=32, curriculum=curriculum, device="cpu"))
     assert not [e for e in events if e.kind == "curriculum"]
     assert events[-1].unroll == 2
 
@@ -186,24 +186,24 @@ def test_scheduled_sampling_with_curriculum_steps_up_by_a_quarter(videos):
     ({"optimizer": "lbfgs"}, "adamw"),
     ({"sampling_max": 1.5}, "probability"),
 ])
-def test_senseless_options_are_refused(digits, kwargs, match):
+def test_senseless_options_are_refused(quadrants, kwargs, match):
     with pytest.raises(ValueError, match=match):
-        next(fit(model(), digits, epochs=1, device="cpu", **kwargs))
+        next(fit(tiny_cnn_lstm(), quadrants, epochs=1, device="cpu", **kwargs))
 
 
 # --- train versus deploy state (seed 003, point 5) ---------------------------------------------
 
-def test_streaming_one_frame_at_a_time_equals_the_batched_model(digits):
-    m = model().eval()
-    x = digits[0][:5].float() / 255                   # (B, T, C, H, W)
+def test_streaming_one_frame_at_a_time_equals_the_batched_model(quadrants):
+    m = tiny_cnn_lstm().eval()
+    x = quadrants[0][:5].float() / 255                   # (B, T, C, H, W)
     stream = FrameStreamer(m)
     beliefs = torch.stack([stream(x[:, t]) for t in range(4)], dim=1)
     torch.testing.assert_close(beliefs, m(x, all_steps=True))
 
 
-def test_forgetting_the_reset_between_videos_changes_the_answer(digits):
-    m = model().eval()
-    first, second = (digits[0][i:i + 1].float() / 255 for i in (0, 1))
+def test_forgetting_the_reset_between_videos_changes_the_answer(quadrants):
+    m = tiny_cnn_lstm().eval()
+    first, second = (quadrants[0][i:i + 1].float() / 255 for i in (0, 1))
     stream = FrameStreamer(m)
     for t in range(4):
         stream(first[:, t])
@@ -215,7 +215,7 @@ def test_forgetting_the_reset_between_videos_changes_the_answer(digits):
 
 
 def test_streamer_rejects_clips_and_non_sequence_models():
-    stream = FrameStreamer(model())
+    stream = FrameStreamer(tiny_cnn_lstm())
     with pytest.raises(ValueError, match="one frame per call"):
         stream(torch.zeros(1, 4, 1, 14, 14))
     with pytest.raises(TypeError, match="CNNLSTM"):
@@ -225,14 +225,14 @@ def test_streamer_rejects_clips_and_non_sequence_models():
 # --- held-out losses run in eval mode (issue 13, item 20) --------------------------------------
 
 @pytest.mark.parametrize("objective, make, data", [
-    (Classification(), lambda: model(dropout=0.5), "digits"),
+    (Classification(), lambda: tiny_cnn_lstm(dropout=0.5), "quadrants"),
     (NextFrameObjective(), small_next_frame, "videos"),
 ])
 def test_validation_loss_is_measured_in_eval_mode(objective, make, data, request):
     # Dropout must not add noise to the plateau test, and BatchNorm's running statistics must not
     # learn from the held-out slice; the model comes back in training mode.
     x, y = request.getfixturevalue(data)
-    x, y = (x[:32], y[:32]) if data == "digits" else (x[:8], None)
+    x, y = (x[:32], y[:32]) if data == "quadrants" else (x[:8], None)
     m = make().train()
     before = {k: v.clone() for k, v in m.state_dict().items()}
     losses = [objective.validation_loss(m, x, y, torch.device("cpu"), unroll=2) for _ in range(2)]
