@@ -666,3 +666,16 @@ def test_app_speed_benchmark_runs_quick():
                           capture_output=True, text=True, timeout=600, cwd=root)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "time to first curve point" in proc.stdout and "samples/s" in proc.stdout
+
+
+@pytest.mark.parametrize("name", ["tracker", "whole_image", "frame_average"])
+def test_registry_models_the_app_does_not_serve_are_refused_by_name(name):
+    # The registry grew (issue 15); the app's settings and Shapes tab take only its own models,
+    # with a message naming them instead of a KeyError or a TypeError from deep inside.
+    from cnnlstm_edu.app.settings import TrainSettings
+    from cnnlstm_edu.app.shape_lab import shape_report
+
+    with pytest.raises(ValueError, match="cnn_lstm"):
+        TrainSettings(model=name, hidden=8)
+    with pytest.raises(ValueError, match="cnn_lstm"):
+        shape_report(name, 2, 4, 1, 14, 14)

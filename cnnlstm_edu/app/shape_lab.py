@@ -26,9 +26,10 @@ from torch.nn import functional as F
 
 from ..checks import check_number
 from ..explain import explain, explain_shapes
-from ..models import MODELS, build_model
+from ..models import build_model
 from ..trace import ShapeTrace, trace_shapes
 from ..analysis import recurrent_layer
+from .settings import MODEL_CHOICES
 
 __all__ = ["MISTAKES", "Mistake", "BrokenRun", "ShapeReport", "break_it", "check_dims", "shape_report"]
 
@@ -59,8 +60,8 @@ def check_dims(B, T, C, H, W) -> tuple[int, int, int, int, int]:
 
 
 def _model(name: str, C: int, H: int) -> nn.Module:
-    if name not in MODELS:
-        raise ValueError(f"Unknown model {name!r}: choose one of {sorted(MODELS)}.")
+    if name not in MODEL_CHOICES.values():   # the registry has more: trackers need boxes, baselines other frames
+        raise ValueError(f"Unknown model {name!r}: the Shapes tab traces {sorted(MODEL_CHOICES.values())}.")
     torch.manual_seed(0)
     # The model is built for the frames asked for: C channels, H x H pixels (its frames are square).
     return build_model(name, in_channels=C, frame_size=H)
