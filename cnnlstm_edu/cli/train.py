@@ -100,17 +100,15 @@ def _build_model(args: argparse.Namespace):
 
 def _train_config(args: argparse.Namespace):
     """The flags as a TrainConfig, with the model's (and task's) defaults where a flag was left out."""
-    from ..train import Curriculum, TrainConfig
+    from ..train import TrainConfig
+    from .tasks import curriculum_for
 
     defaults = {**DEFAULTS[args.model], **TASK_DEFAULTS.get(args.task, {})}
     epochs, budget = args.epochs, args.time_budget
     if epochs is None and budget is None:
         epochs, budget = defaults.get("epochs"), defaults.get("time_budget")
-    curriculum = None
-    if args.curriculum is not None:
-        # A bare --curriculum (0) starts where Re3 did on its task: 2 frames for track, 1 elsewhere.
-        start = args.curriculum or (2 if args.task == "track" else 1)
-        curriculum = Curriculum(start_unroll=start)
+    # A bare --curriculum (0) starts where Re3 did on its task, with the task's plateau test.
+    curriculum = curriculum_for(args.task, args.curriculum) if args.curriculum is not None else None
     return TrainConfig(
         epochs=epochs, time_budget=budget, batch_size=args.batch_size or defaults["batch_size"],
         lr=args.lr or defaults["lr"], weight_decay=args.weight_decay,
