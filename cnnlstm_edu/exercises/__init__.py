@@ -27,6 +27,8 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
+import torch
+
 from . import cell, convlstm, folding, quadrants, seed004, streams, tricks, views
 from .core import Exercise, NotAnswered, Result, Text, Wrong, one_thread
 
@@ -88,7 +90,10 @@ def check(name: str, answer: Any) -> Result:
         return Result(name, False, "Not answered yet: fill in the cell above, then run this check again.",
                       answered=False)
     try:
-        with one_thread():  # tiny tensors: a second thread only waits (see core.one_thread)
+        # One thread: tiny tensors, where a second thread only waits (core.one_thread). A copy of
+        # the global random stream: layers built by the check or the answer draw their initial
+        # weights from it, and the learner's own stream is left exactly where it was.
+        with one_thread(), torch.random.fork_rng(devices=[]):
             return Result(name, True, ex.grade(answer))
     except NotAnswered as why:
         return Result(name, False, f"Not answered yet: {why}.", answered=False)

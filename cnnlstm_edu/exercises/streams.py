@@ -84,7 +84,7 @@ def _check_carry(answer) -> str:
         with torch.no_grad():
             want = lstm(x)[0]
             dropped = torch.cat([lstm(piece)[0] for piece in x.split(chunk, dim=1)], dim=1)
-        out = expect_tensor(call(answer, lstm, x.clone(), chunk, case=case), "What carry_state returns")
+        out = expect_tensor(call(answer, lstm, x.clone(), chunk, case=case, on_error=_cat_hint), "What carry_state returns")
         if tuple(out.shape) != (B, T, 4) and out.dim() == 3 and out.shape[0] > B and out.shape[1] <= chunk:
             raise Wrong(f"On {case} you returned {tuple(out.shape)}: the chunks were joined on the batch axis. "
                         "They are pieces of time: torch.cat(outputs, dim=1) -> (B, T, H).")
@@ -99,6 +99,13 @@ def _check_carry(answer) -> str:
         raise Wrong(f"On {case} your output differs from the whole sequence's by up to {max_gap(out, want):.3g}.")
     return ("Right: chunk by chunk, with (h, c) handed on, equals the whole sequence. Stateful does exactly this "
             "for you, and detach_state() cuts the graph between chunks for truncated backpropagation.")
+
+
+def _cat_hint(error: BaseException) -> str | None:
+    if "except in dimension 0" in str(error):
+        return ("The chunks were joined on the batch axis (dim 0), where the last, shorter chunk cannot fit. They "
+                "are pieces of time: torch.cat(outputs, dim=1) -> (B, T, H).")
+    return None
 
 
 _STREAM_SKELETON = '''\
