@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(commands)
     _add_trace(commands)
     _add_bench(commands)
+    _add_export(commands)
     return parser
 
 
@@ -130,3 +131,18 @@ def _add_bench(commands) -> None:
     bench.add_argument("--frame", type=_positive_int, default=28, help="frame size H = W")
     bench.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda ...")
     bench.add_argument("--backward", action="store_true", help="time forward + backward, as in training")
+
+
+def _add_export(commands) -> None:
+    export = commands.add_parser(
+        "export", help="write a checkpoint's one-step graph to ONNX, the state as inputs and outputs",
+        description="Export a streaming model (cnn_lstm, cnn_convlstm, next_frame, tracker) as an ONNX "
+                    "graph of one step: inputs the frame (B, C, H, W) then every state tensor, outputs "
+                    "the step's result then the new state, in the same order; the batch axis is dynamic. "
+                    "Run it with onnxruntime (cnnlstm_edu.deploy.OnnxStreamer, or docs/deploy.md).")
+    export.add_argument("checkpoint", help="a checkpoint saved by train --save (its digest is verified)")
+    export.add_argument("--onnx", required=True, metavar="OUT", help="the .onnx file to write")
+    export.add_argument("--check", action="store_true",
+                        help="stream held-out clips through the ONNX file and through PyTorch, print the "
+                             "largest difference (exit 1 above 1e-4)")
+    export.add_argument("--clips", type=_positive_int, default=8, help="test clips for --check")
