@@ -80,6 +80,8 @@ class TrainConfig:
     seed: int = 0                        # weights' init is the caller's; this seeds shuffling and sampling
     log_every: int = 10                  # a "step" event every this many steps
     eval_every_epoch: bool = True        # an "eval" event (test metrics) after every epoch
+    ddp: bool = False                    # one rank of a process group (torchrun): DDP, a shard per rank
+    sync_batchnorm: bool = False         # with ddp: BatchNorm uses the global batch's statistics
 
     def __post_init__(self) -> None:
         number = lambda name, **kw: check_number(getattr(self, name), name, owner="fit", **kw)  # noqa: E731
@@ -106,8 +108,13 @@ class TrainConfig:
             raise ValueError(f"sampling must be None, 'teacher_forcing' or 'scheduled', got {self.sampling!r}")
         if self.curriculum is not None and not isinstance(self.curriculum, Curriculum):
             raise TypeError(f"curriculum must be a Curriculum(...) or None, got {type(self.curriculum).__name__}")
-        if not isinstance(self.eval_every_epoch, bool):
-            raise TypeError(f"eval_every_epoch must be True or False, got {self.eval_every_epoch!r}")
+        for name in ("eval_every_epoch", "ddp", "sync_batchnorm"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.sync_batchnorm and not self.ddp:
+            raise ValueError("sync_batchnorm=True shares BatchNorm's batch statistics between the ranks of "
+                             "a data-parallel run; without ddp=True there is one process, whose BatchNorm "
+                             "already sees the whole batch. Set ddp=True, or leave sync_batchnorm off.")
         resolve_device(self.device)                  # a bad name fails now, not after data loading
 
     def check_for(self, objective, steps: int) -> None:
