@@ -108,6 +108,20 @@ def _add_train(commands) -> None:
     train.add_argument("--save", metavar="PATH", default=None,
                        help="write the trained model as a safetensors checkpoint")
     train.add_argument("--json", action="store_true", help="print the results as one JSON line last")
+    ranks = train.add_argument_group(
+        "more than one process (docs/scale.md)",
+        "torchrun --standalone --nproc_per_node=2 -m cnnlstm_edu train --ddp ...: each process (rank) "
+        "trains on its shard of every batch; --batch-size stays the global batch, and only rank 0 "
+        "prints and saves")
+    ranks.add_argument("--ddp", action="store_true",
+                       help="run as one rank of torchrun's group: DistributedDataParallel, gloo on CPUs, "
+                            "NCCL on GPUs")
+    ranks.add_argument("--sync-bn", action="store_true",
+                       help="with --ddp: BatchNorm normalises with the statistics of the global batch, "
+                            "not of each rank's shard (as one process would)")
+    ranks.add_argument("--ddp-timeout", type=_positive_float, default=1800.0, metavar="SECONDS",
+                       help="with --ddp: how long a rank waits for the others before giving up "
+                            "(default 1800); a rank that dies is noticed at once")
 
 
 def _add_trace(commands) -> None:
