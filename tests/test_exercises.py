@@ -3,12 +3,15 @@ is "not answered yet", and no answer can throw a traceback out of check (issue 1
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
 
 from cnnlstm_edu import fold_time
 from cnnlstm_edu.exercises import EXERCISES, Result, check, exercise, hint, names, skeleton, solution
+from cnnlstm_edu.exercises.cells import lesson_cells, render_markdown
 from cnnlstm_edu.layers import TimeDistributed
 
 # ---------------------------------------------------------------- wrong answers, one mistake each
@@ -317,7 +320,8 @@ def test_a_shape_error_in_the_answer_is_explained_with_its_line():
 def test_the_unfilled_skeleton_is_not_answered_yet(ex):
     results = []
     namespace = {"torch": torch, "nn": nn, "check": lambda name, answer: results.append(check(name, answer))}
-    exec(skeleton(ex.name), namespace)                            # the cell a lesson shows, as nbval runs it
+    exec(skeleton(ex.name), namespace)                            # the two cells a lesson shows, as nbval runs them
+    exec(ex.check_cell, namespace)
     [result] = results
     assert (result.passed, result.answered) == (False, False)
     assert result.message.startswith("Not answered yet")
@@ -386,3 +390,19 @@ def test_checks_are_repeatable_and_leave_global_state_alone():
     assert first == [check(name, answer).message for name, answer, _ in WRONG[:12]]
     assert torch.equal(torch.get_rng_state(), rng)
     assert torch.get_num_threads() == threads
+
+
+def test_docs_exercises_md_is_the_generated_page():
+    # the coordinator pastes the lesson cells from this page: it must be what the package says
+    page = Path(__file__).resolve().parent.parent / "docs" / "exercises.md"
+    assert page.read_text(encoding="utf-8") == render_markdown(), "rerun: python -m cnnlstm_edu.exercises.cells > docs/exercises.md"
+
+
+def test_each_lesson_ends_with_an_intro_then_title_skeleton_and_check_per_exercise():
+    for lesson, chosen in names().items():
+        cells = lesson_cells(lesson)
+        assert [kind for kind, _ in cells[:2]] == ["markdown", "code"]
+        assert len(cells) == 2 + 3 * len(chosen)
+        assert [source for kind, source in cells[4::3]] == [exercise(n).check_cell for n in chosen]
+    with pytest.raises(ValueError, match="lessons are"):
+        lesson_cells(7)

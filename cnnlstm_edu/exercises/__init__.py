@@ -123,7 +123,8 @@ def solution(name: str) -> Text:
 
 
 def skeleton(name: str) -> Text:
-    """The code cell a lesson gives the learner for exercise ``name``: a skeleton and its check.
+    """The code cell a lesson gives the learner for exercise ``name``, to fill in; its check comes in
+    the next cell (``exercise(name).check_cell``).
 
     >>> print(skeleton("unfold_features").splitlines()[0])
     def unfold_features(y, T):

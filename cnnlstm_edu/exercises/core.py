@@ -110,6 +110,11 @@ class Exercise:
     reference: Any                   # the model answer (a function, or an nn.Module class)
     grade: Callable[[Any], str]      # the check: a success message, or Wrong / NotAnswered
 
+    @property
+    def check_cell(self) -> str:
+        """The cell under the skeleton: ``check("fold_frames", fold_frames)``."""
+        return f'check("{self.name}", {self.reference.__name__})'
+
 
 def generator(seed: int) -> torch.Generator:
     """A private random stream: checks are repeatable and never touch the global seed.
@@ -195,6 +200,8 @@ def call(fn: Callable, *args: Any, case: str, on_error: Callable[[BaseException]
 def _explained(error: BaseException, case: str, own: str | None) -> str:
     where = _learner_line(error)
     first = (str(error).strip().splitlines() or [""])[0]
+    if first.endswith(":") and ", " in first:  # "... got (float, int, int), but expected one of:" and a list
+        first = first.rsplit(", ", 1)[0]
     head = f"On a hidden case ({case}) your code raised {type(error).__name__}{where}: {first}"
     if own:
         return f"{head}\n{own}"

@@ -139,16 +139,12 @@ def _unfold_shape_feedback(got: tuple, want: tuple, case: str) -> str:
 _FOLD_SKELETON = '''\
 def fold_frames(x):
     """(B, T, C, H, W) -> (B*T, C, H, W), frame t of clip b at row b*T + t, as fold_time does."""
-    ...  # your code here
-
-check("fold_frames", fold_frames)'''
+    ...  # your code here'''
 
 _UNFOLD_SKELETON = '''\
 def unfold_features(y, T):
     """(B*T, F) -> (B, T, F): give the CNN's per-frame features their time axis back."""
-    ...  # your code here
-
-check("unfold_features", unfold_features)'''
+    ...  # your code here'''
 
 EXERCISES = (
     Exercise(

@@ -83,16 +83,12 @@ _QUADRANT_SKELETON = '''\
 def quadrant_frames(images):
     """(N, 28, 28) -> (N, 4, 1, 14, 14): the quadrants 1 top-left, 2 top-right, 3 bottom-left,
     4 bottom-right, as a 4-step clip of 1-channel frames."""
-    ...  # your code here
-
-check("quadrant_frames", quadrant_frames)'''
+    ...  # your code here'''
 
 _LAST_STEP_SKELETON = '''\
 def last_step(output):
     """A batch-first LSTM output (B, T, H) -> (B, H): each clip's hidden state after its last frame."""
-    ...  # your code here
-
-check("last_step", last_step)'''
+    ...  # your code here'''
 
 EXERCISES = (
     Exercise(

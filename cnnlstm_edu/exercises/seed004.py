@@ -90,8 +90,8 @@ class _Watch:
             handle.remove()
 
 
-def _logits(model: nn.Module, x: torch.Tensor, case: str) -> torch.Tensor:
-    out = call(model, x, case=case)
+def _logits(model: nn.Module, x: torch.Tensor, case: str, on_error=lambda error: None) -> torch.Tensor:
+    out = call(model, x, case=case, on_error=on_error)
     B = x.shape[0]
     T = x.shape[1]
     if not isinstance(out, torch.Tensor):
@@ -156,6 +156,13 @@ def _sequence_steps(layer: nn.Module, seen: tuple, B: int, T: int) -> str:
     return f"{name}, {T} steps of {seen[-1]} features"
 
 
+def _fixed_length(error: BaseException, T: int, other: int) -> str:
+    """Feedback for a model that runs on 4-frame clips and fails on others."""
+    return (f"Your model works on clips of T={T} frames only; this one has {other}. Somewhere the {T} is written "
+            f"in (a reshape to (B, {T}, ...), a Linear sized for {T} frames): read it from the input, "
+            "B, T = x.shape[:2]. The LSTM itself takes any number of steps.")
+
+
 def _check_clips_apart(model: nn.Module, x: torch.Tensor, logits: torch.Tensor) -> None:
     """A clip's logits are the same alone and in a batch in another order: the clips never mix."""
     B, T = x.shape[:2]
@@ -199,7 +206,8 @@ def _check_seed004(answer) -> str:
         _check_every_frame(model, x[:1], g)
         for other in (2, 6):
             y = torch.randn(1, other, *FRAME, generator=g)
-            _logits(model, y, f"a clip of T={other} frames, (B=1, T={other}, C=1, H=56, W=14)")
+            _logits(model, y, f"a clip of T={other} frames, (B=1, T={other}, C=1, H=56, W=14)",
+                    on_error=lambda error, other=other: _fixed_length(error, T, other))
     return (f"Right: your CNN sees each frame as (1, 56, 14), your {recurrent} (seed 004's layers give "
             f"{SEED_FEATURES} = 32 x 26 x 5), a clip's logits depend on its own {T} frames, every one of them, "
             "and clips of 2 and 6 frames work too. That is seed 004's model with its time axis kept.")
@@ -215,14 +223,14 @@ class Seed004Fixed(nn.Module):
         ...  # your layers here
 
     def forward(self, x):  # x: (B, 4, 1, 56, 14)
-        ...  # your code here: return (B, 10) logits
-
-check("fix_seed004", Seed004Fixed)'''
+        ...  # your code here: return (B, 10) logits'''
 
 EXERCISES = (
     Exercise(
         name="fix_seed004", lesson=1,
-        title="Rebuild seed 004's model so that it works: (B, 4, 1, 56, 14) -> (B, 10) logits, time kept.",
+        title=("Seed 004's conv layers were built for one frame, (1, 56, 14), so its model had no time axis at all: "
+               "no reshape could give the LSTM a sequence. Rebuild it with the same layers so that it keeps T: "
+               "(B, 4, 1, 56, 14) -> (B, 10) logits."),
         skeleton=_SKELETON,
         hint=("The conv layers take one frame, (1, 56, 14): wrap them with TimeDistributed (or fold_time and "
               "unfold_time around them). Flatten each frame's (32, 26, 5) map to 4160 features, so the LSTM "

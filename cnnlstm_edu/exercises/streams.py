@@ -113,17 +113,13 @@ def stream_videos(stream, videos):
     """Play videos (N, T, F) one after another through `stream` (a Stateful LSTM, batch_first),
     one frame (1, 1, F) per call, as a camera would deliver them. Return the output after
     every frame, (N, T, H)."""
-    ...  # your code here
-
-check("stream_videos", stream_videos)'''
+    ...  # your code here'''
 
 _CARRY_SKELETON = '''\
 def carry_state(lstm, x, chunk):
     """Run the batch-first nn.LSTM `lstm` over x (B, T, F), `chunk` frames per call,
     handing the state (h, c) from one call to the next. Return the output (B, T, H)."""
-    ...  # your code here
-
-check("carry_state", carry_state)'''
+    ...  # your code here'''
 
 EXERCISES = (
     Exercise(

@@ -57,7 +57,7 @@ def _check_forget(answer) -> str:
         _compare_biases(lstm, before, case)
     return ("Right: in every layer bias_ih + bias_hh is 1 on the forget gate's block, and nothing else moved. "
             "sigma(1) = 0.73: at the start the cell keeps about three quarters of its memory at each step, "
-            "instead of half, so gradients reach further back.")
+            "instead of about half, so gradients reach further back.")
 
 
 def _compare_biases(lstm: nn.LSTM, before: dict, case: str) -> None:
@@ -133,8 +133,8 @@ def _iterable(value) -> list:
 def _recurrent_feedback(extra: list[str], missing: list[str], case: str) -> str:
     if any("bias" in n for n in extra):
         return (f"On {case} your list holds {', '.join(n for n in extra if 'bias' in n)}: seed 003 decays the "
-                "weights only. A bias shifts a gate, it does not scale the signal: decaying it pulls the forget "
-                "gate shut.")
+                "weights only. A bias shifts a gate, it does not scale the signal: decaying it pulls every gate "
+                "towards half open, sigma(0) = 0.5, and undoes a forget bias of 1.")
     if extra:
         return (f"On {case} your list holds {', '.join(extra)}: those are not the recurrent layer's. Matching "
                 "names with 'weight' catches the CNN and the head too; walk model.named_modules() and keep the "
@@ -150,17 +150,13 @@ _FORGET_SKELETON = '''\
 def forget_gate_bias(lstm):
     """Start every layer's forget gate of nn.LSTM `lstm` at bias 1, as Keras' unit_forget_bias does;
     leave the other gates alone. Return the LSTM."""
-    ...  # your code here
-
-check("forget_gate_bias", forget_gate_bias)'''
+    ...  # your code here'''
 
 _RECURRENT_SKELETON = '''\
 def recurrent_weights(model):
     """The names (as in model.named_parameters()) of the weights that get the recurrent weight decay:
     the LSTM/GRU layers' weights, not their biases, not the CNN's."""
-    ...  # your code here
-
-check("recurrent_weights", recurrent_weights)'''
+    ...  # your code here'''
 
 EXERCISES = (
     Exercise(

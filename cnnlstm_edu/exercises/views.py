@@ -101,16 +101,12 @@ _LOOP_SKELETON = '''\
 def loop_frames(module, x):
     """Apply module to each time step of x (B, T, C, H, W) and stack the results to (B, T, ...):
     TimeDistributed's loop mode, written by you."""
-    ...  # your code here
-
-check("loop_frames", loop_frames)'''
+    ...  # your code here'''
 
 _BATCH_FIRST_SKELETON = '''\
 def to_batch_first(x):
     """(T, B, F), as nn.LSTM returns by default, -> (B, T, F), the same values."""
-    ...  # your code here
-
-check("to_batch_first", to_batch_first)'''
+    ...  # your code here'''
 
 EXERCISES = (
     Exercise(
