@@ -14,7 +14,7 @@ from itertools import permutations
 import torch
 from torch import nn
 
-from .core import Exercise, Wrong, call, describe_value, generator, max_gap
+from .core import Exercise, Wrong, call, describe_value, generator, max_gap, seeded
 
 __all__ = ["EXERCISES", "lstm_cell_step"]
 
@@ -74,11 +74,8 @@ def _matmul_hint(error: BaseException) -> str | None:
 
 
 def _case(seed: int, B: int, I: int, H: int):
-    g = generator(400 + seed)
-    cell = nn.LSTMCell(I, H)
-    with torch.no_grad():
-        for p in cell.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+    cell = seeded(nn.LSTMCell(I, H), 400 + seed, scale=0.5)
+    g = generator(450 + seed)
     x, h, c = torch.randn(B, I, generator=g), torch.randn(B, H, generator=g), torch.randn(B, H, generator=g)
     weights = tuple(p.detach().clone() for p in (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh))
     with torch.no_grad():

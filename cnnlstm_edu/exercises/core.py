@@ -25,7 +25,7 @@ import torch
 from ..explain import explain
 
 __all__ = ["Exercise", "NotAnswered", "Result", "Text", "Wrong", "call", "describe_value", "expect_tensor",
-           "generator", "max_gap", "one_thread"]
+           "generator", "max_gap", "one_thread", "seeded"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -123,6 +123,21 @@ def generator(seed: int) -> torch.Generator:
     True
     """
     return torch.Generator().manual_seed(seed)
+
+
+def seeded(module: torch.nn.Module, seed: int, scale: float = 1.0) -> torch.nn.Module:
+    """``module`` with every parameter drawn from N(0, scale^2) by a private generator: a hidden
+    case's layer is the same on every run and in every order the checks run.
+
+    >>> lstm = seeded(torch.nn.LSTM(3, 4), seed=0)
+    >>> torch.equal(lstm.weight_hh_l0, seeded(torch.nn.LSTM(3, 4), seed=0).weight_hh_l0)
+    True
+    """
+    g = generator(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * scale)
+    return module
 
 
 @contextmanager

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..layers import Stateful
-from .core import Exercise, Wrong, call, expect_tensor, generator, max_gap
+from .core import Exercise, Wrong, call, expect_tensor, generator, max_gap, seeded
 
 __all__ = ["EXERCISES", "carry_state", "stream_videos"]
 
@@ -38,18 +38,9 @@ def carry_state(lstm: nn.LSTM, x: torch.Tensor, chunk: int) -> torch.Tensor:
     return torch.cat(outputs, dim=1)                       # (B, T, H)
 
 
-def _random_lstm(seed: int) -> nn.LSTM:
-    g = generator(seed)
-    lstm = nn.LSTM(3, 4, batch_first=True)
-    with torch.no_grad():
-        for p in lstm.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
-    return lstm
-
-
 def _check_stream(answer) -> str:
     for seed, (N, T) in enumerate(((3, 5), (2, 4))):
-        lstm = _random_lstm(600 + seed)
+        lstm = seeded(nn.LSTM(3, 4, batch_first=True), 600 + seed, scale=0.5)
         videos = torch.randn(N, T, 3, generator=generator(610 + seed))
         case = f"{N} videos of {T} frames, (N={N}, T={T}, F=3)"
         with torch.no_grad():
@@ -78,7 +69,7 @@ def _check_stream(answer) -> str:
 
 def _check_carry(answer) -> str:
     for seed, (B, T, chunk) in enumerate(((2, 7, 3), (3, 6, 2), (1, 5, 5))):
-        lstm = _random_lstm(620 + seed)
+        lstm = seeded(nn.LSTM(3, 4, batch_first=True), 620 + seed, scale=0.5)
         x = torch.randn(B, T, 3, generator=generator(630 + seed))
         case = f"x of shape (B={B}, T={T}, F=3) in chunks of {chunk}"
         with torch.no_grad():

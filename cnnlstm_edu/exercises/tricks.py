@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..train.optim import parameter_groups
-from .core import Exercise, Wrong, call, describe_value, generator
+from .core import Exercise, Wrong, call, describe_value, seeded
 
 __all__ = ["EXERCISES", "forget_gate_bias", "recurrent_weights"]
 
@@ -36,18 +36,9 @@ def recurrent_weights(model: nn.Module) -> list[str]:
             for name, _ in module.named_parameters(recurse=False) if name.startswith("weight")]
 
 
-def _random_lstm(seed: int, layers: int) -> nn.LSTM:
-    g = generator(seed)
-    lstm = nn.LSTM(3, 4, num_layers=layers, batch_first=True)
-    with torch.no_grad():
-        for p in lstm.parameters():
-            p.copy_(torch.randn(p.shape, generator=g))
-    return lstm
-
-
 def _check_forget(answer) -> str:
     for seed, layers in enumerate((2, 1)):
-        lstm = _random_lstm(500 + seed, layers)
+        lstm = seeded(nn.LSTM(3, 4, num_layers=layers, batch_first=True), 500 + seed)
         before = {name: p.detach().clone() for name, p in lstm.named_parameters()}
         case = f"nn.LSTM(3, 4, num_layers={layers})"
         got = call(answer, lstm, case=case, grad=True, on_error=_leaf_hint)

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..layers import TimeDistributed
-from .core import Exercise, Wrong, call, expect_tensor, generator, max_gap
+from .core import Exercise, Wrong, call, expect_tensor, generator, max_gap, seeded
 
 __all__ = ["EXERCISES", "loop_frames", "to_batch_first"]
 
@@ -34,12 +34,8 @@ def to_batch_first(x: torch.Tensor) -> torch.Tensor:
 
 
 def _frame_cnn(seed: int) -> nn.Module:
-    g = generator(seed)
     cnn = nn.Sequential(nn.Conv2d(2, 3, kernel_size=3, padding=1), nn.ReLU(), nn.Flatten())  # (N, 2, 4, 5) -> (N, 60)
-    with torch.no_grad():
-        for p in cnn.parameters():
-            p.copy_(torch.randn(p.shape, generator=g))
-    return cnn
+    return seeded(cnn, seed)
 
 
 def _check_loop(answer) -> str:
