@@ -6,6 +6,7 @@
     python -m cnnlstm_edu train --task track --model tracker --scheduled-sampling --curriculum
     python -m cnnlstm_edu trace --model cnn_lstm --depth 2
     python -m cnnlstm_edu bench --batch 1 8 64 --steps 4 16 --device cpu
+    python -m cnnlstm_edu export model.safetensors --onnx model.onnx --check
 
 Progress goes to stderr under a tqdm bar; with ``--json`` the last line on stdout is one JSON
 object with the run's results (``test_acc``, ``train_seconds``, ``epochs``, ``device``, ``task``,
@@ -63,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     if args.command == "bench":
         print(bench_command(args))
+    if args.command == "export":
+        return _export(args)
     if args.command == "train":
         try:
             result = train_command(args)
@@ -79,3 +82,14 @@ def main(argv: list[str] | None = None) -> int:
             return 130                   # the shell's code for "ended by Ctrl-C": not the run asked for
     return 0
 
+
+def _export(args: argparse.Namespace) -> int:
+    from .export import export_command
+
+    try:
+        text, passed = export_command(args)
+    except (ValueError, FileNotFoundError) as e:   # a refused checkpoint or model: one line, exit 2
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(text)
+    return 0 if passed else 1
