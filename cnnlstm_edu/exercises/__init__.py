@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from . import cell, convlstm, folding, quadrants, seed004, streams, tricks, views
-from .core import Exercise, NotAnswered, Result, Text, Wrong, one_thread
+from .core import Code, Exercise, NotAnswered, Result, Text, Wrong, one_thread
 
 __all__ = ["EXERCISES", "Exercise", "Result", "check", "exercise", "hint", "names", "skeleton", "solution"]
 
@@ -110,7 +110,7 @@ def hint(name: str) -> Text:
     return Text(exercise(name).hint)
 
 
-def solution(name: str) -> Text:
+def solution(name: str) -> Code:
     """The model answer to exercise ``name``, as code (the very code the tests check).
 
     >>> print(solution("fold_frames"))                   # doctest: +ELLIPSIS
@@ -119,14 +119,14 @@ def solution(name: str) -> Text:
     """
     import inspect  # only when a solution is asked for
 
-    return Text(inspect.getsource(exercise(name).reference).rstrip())
+    return Code(inspect.getsource(exercise(name).reference).rstrip())
 
 
-def skeleton(name: str) -> Text:
+def skeleton(name: str) -> Code:
     """The code cell a lesson gives the learner for exercise ``name``, to fill in; its check comes in
     the next cell (``exercise(name).check_cell``).
 
     >>> print(skeleton("unfold_features").splitlines()[0])
     def unfold_features(y, T):
     """
-    return Text(exercise(name).skeleton)
+    return Code(exercise(name).skeleton)

@@ -24,7 +24,7 @@ import torch
 
 from ..explain import explain
 
-__all__ = ["Exercise", "NotAnswered", "Result", "Text", "Wrong", "call", "describe_value", "expect_tensor",
+__all__ = ["Code", "Exercise", "NotAnswered", "Result", "Text", "Wrong", "call", "describe_value", "expect_tensor",
            "generator", "max_gap", "one_thread", "seeded"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -48,6 +48,19 @@ class Text(str):
 
     def __repr__(self) -> str:
         return str(self)
+
+
+class Code(Text):
+    """Source code that shows as itself, and in Jupyter as a highlighted Python block.
+
+    >>> print(Code("x = 1")._repr_markdown_())
+    ```python
+    x = 1
+    ```
+    """
+
+    def _repr_markdown_(self) -> str:
+        return f"```python\n{self}\n```"
 
 
 # Colours of the box in Jupyter: green for right, red for wrong, amber for not answered yet.
