@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ClipError", "ClipInfo", "IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "clip_kind", "decode",
+__all__ = ["ClipError", "ClipInfo", "ClipRefused", "IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "clip_kind", "decode",
            "probe", "sample_indices"]
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".webm", ".mkv", ".m4v")
@@ -39,6 +39,10 @@ _GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 
 class ClipError(ValueError):
     """A clip that can't be read (unreadable, truncated, empty): skipped with a warning by a folder."""
+
+
+class ClipRefused(ValueError):
+    """A clip that was read but can't be used as it is (too big, too long, too short): refused."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,7 @@ def frame_files(folder: Path) -> list[Path]:
     files = [p for p in folder.iterdir() if not p.name.startswith(".")]
     others = [p.name for p in files if p.suffix.lower() not in IMAGE_SUFFIXES]
     if others:
-        raise ValueError(f"{folder} is a frame folder, but holds {others[:3]} which are not images "
+        raise ClipRefused(f"{folder} is a frame folder, but holds {others[:3]} which are not images "
                          f"({', '.join(IMAGE_SUFFIXES)}); move them out")
     return sorted(files, key=_natural_key)
 
@@ -99,12 +103,16 @@ def _check_side(path: Path, width: int, height: int, max_side: int) -> None:
     if width < 1 or height < 1:
         raise ClipError(f"{path}: its frames are {width}x{height} pixels")
     if max(width, height) > max_side:
-        raise ValueError(f"{path}: its frames are {width}x{height} pixels, above the cap of "
+        raise ClipRefused(f"{path}: its frames are {width}x{height} pixels, above the cap of "
                          f"{max_side} pixels a side; shrink the clip, or raise max_side")
 
 
-def probe(path: Path, max_side: int) -> ClipInfo:
-    """The header of one clip; :class:`ClipError` if it can't be read, ValueError above the cap."""
+def probe(path: Path, max_side: int, need_mode: bool = True) -> ClipInfo:
+    """The header of one clip; :class:`ClipError` if it can't be read, ClipRefused above the cap.
+
+    A GIF's colour mode is not in its header (each frame may bring its own palette): with
+    ``need_mode`` its frames are looked at, after the size check; without, it is reported grey.
+    """
     kind = clip_kind(path)
     try:
         if kind == "frames":
@@ -115,9 +123,12 @@ def probe(path: Path, max_side: int) -> ClipInfo:
             info = ClipInfo(path, kind, info.width, info.height, info.channels, len(files))
         elif kind == "gif":
             info = _probe_image(path, kind)
+            _check_side(path, info.width, info.height, max_side)
+            if need_mode:
+                info = ClipInfo(path, kind, info.width, info.height, _gif_channels(path), info.frames)
         else:
             info = _probe_video(path)
-    except (ClipError, ValueError):
+    except (ClipError, ClipRefused):
         raise
     except Exception as e:  # noqa: BLE001  whatever a broken file makes FFmpeg or Pillow raise
         raise ClipError(f"{path}: unreadable ({type(e).__name__}: {e})") from None
@@ -139,9 +150,21 @@ def _probe_image(path: Path, kind: str) -> ClipInfo:
 
 
 def _palette_is_grey(image) -> bool:
-    # A GIF is always palette-based; a palette whose entries all have R = G = B is a grey clip.
+    # A palette whose entries all have R = G = B draws only greys.
     rgb = np.frombuffer(bytes(image.getpalette() or []), dtype=np.uint8).reshape(-1, 3)
     return bool((rgb[:, 0] == rgb[:, 1]).all() and (rgb[:, 1] == rgb[:, 2]).all())
+
+
+def _gif_channels(path: Path) -> int:
+    """1 if every frame of the GIF is grey (R = G = B everywhere), else 3."""
+    from PIL import Image, ImageSequence
+
+    with Image.open(path) as gif:
+        for frame in ImageSequence.Iterator(gif):
+            rgb = np.asarray(frame.convert("RGB"))                 # (H, W, 3)
+            if (rgb[..., 0] != rgb[..., 1]).any() or (rgb[..., 1] != rgb[..., 2]).any():
+                return 3
+    return 1
 
 
 def _probe_video(path: Path) -> ClipInfo:
@@ -167,19 +190,19 @@ def decode(info: ClipInfo, frames: int, size: tuple[int, int], channels: int, sh
             kept = _decode_video(info, size, channels, max_frames)
         else:
             kept = _decode_images(info, size, channels, max_frames)
-    except (ClipError, ValueError):
+    except (ClipError, ClipRefused):
         raise
     except Exception as e:  # noqa: BLE001  a truncated file fails mid-way with FFmpeg's or Pillow's error
         raise ClipError(f"{info.path}: unreadable after the header ({type(e).__name__}: {e})") from None
     if len(kept) < 2:
-        raise ValueError(f"{info.path}: {len(kept)} frame(s); a clip needs at least 2 frames "
+        raise ClipRefused(f"{info.path}: {len(kept)} frame(s); a clip needs at least 2 frames "
                          "(a single image is not a sequence)")
     picked = np.stack([kept[i] for i in sample_indices(len(kept), frames, short)])  # (T', H, W, C)
     return np.ascontiguousarray(picked.transpose(0, 3, 1, 2))                        # (T', C, H, W)
 
 
-def _too_long(info: ClipInfo, max_frames: int) -> ValueError:
-    return ValueError(f"{info.path}: more than {max_frames} frames; trim the clip, or raise max_frames")
+def _too_long(info: ClipInfo, max_frames: int) -> ClipRefused:
+    return ClipRefused(f"{info.path}: more than {max_frames} frames; trim the clip, or raise max_frames")
 
 
 def _decode_video(info: ClipInfo, size: tuple[int, int], channels: int, max_frames: int) -> list:
@@ -210,7 +233,7 @@ def _decode_images(info: ClipInfo, size: tuple[int, int], channels: int, max_fra
 
     def convert(image, name) -> np.ndarray:
         if image.size != (info.width, info.height):
-            raise ValueError(f"{name}: a frame of {image.width}x{image.height} pixels in a clip whose "
+            raise ClipRefused(f"{name}: a frame of {image.width}x{image.height} pixels in a clip whose "
                              f"first frame is {info.width}x{info.height}; all frames of a clip must "
                              "have one size")
         image = image.convert(mode)

@@ -34,6 +34,7 @@ def write_clip(frames: torch.Tensor | np.ndarray, path: str | os.PathLike, fps: 
     an animated .gif, or, for a path without a suffix, a folder of ``frame_000.png`` ...
 
     MP4 files are H.264 (libx264, near-lossless ``crf=12``, yuv420p), so H and W must be even.
+    A GIF stores a run of identical frames once, with a longer duration (Pillow merges them).
     """
     frames = np.asarray(frames, dtype=np.uint8)
     if frames.ndim != 4 or frames.shape[1] not in (1, 3):

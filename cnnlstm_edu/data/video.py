@@ -222,7 +222,7 @@ def video_folder(root: str | os.PathLike, frames: int = 8, size: int | tuple[int
     infos = []
     for path, label in items:
         try:
-            infos.append((probe(path, max_side), label))
+            infos.append((probe(path, max_side, need_mode=channels is None), label))
         except ClipError as e:
             _skip(skipped, e)
     _refuse_empty(root, classes, [label for _, label in infos], skipped)
