@@ -266,8 +266,10 @@ WRONG = [
     ("forget_gate_bias", forget_first_layer, "layer 1's biases did not change"),
     ("forget_gate_bias", forget_without_no_grad, "inside `with torch.no_grad():`"),
     ("recurrent_weights", lambda m: [n for n, _ in m.named_parameters() if "weight" in n], "catches the CNN"),
-    ("recurrent_weights", lambda m: [n for n, _ in m.named_parameters() if n.startswith("rnn.")], "decays the weights only"),
-    ("recurrent_weights", lambda m: [n for n, _ in m.named_parameters() if "weight_hh" in n], "hidden-to-hidden ones only"),
+    ("recurrent_weights", lambda m: [n for n, _ in m.named_parameters() if n.startswith("rnn.")],
+     "decays the weights only"),
+    ("recurrent_weights", lambda m: [n for n, _ in m.named_parameters() if "weight_hh" in n],
+     "hidden-to-hidden ones only"),
     ("stream_videos", stream_never_reset, "Call stream.reset_state() at the start of each video"),
     ("stream_videos", stream_reset_each_frame, "you reset between the frames of one video"),
     ("carry_state", carry_nothing, "each chunk started from zeros"),
@@ -301,6 +303,17 @@ def test_a_typical_mistake_gets_its_own_message(name, answer, phrase):
 def test_each_exercise_has_two_distinct_mistake_messages(ex):
     messages = {check(name, answer).message for name, answer, _ in WRONG if name == ex.name}
     assert len(messages) >= 2
+
+
+def forget_by_replacing_a_bias(lstm):
+    lstm.bias_ih_l0 = nn.Parameter(torch.zeros(3))    # a new parameter of the wrong size
+    return lstm
+
+
+def test_an_answer_that_trips_the_comparison_itself_still_gets_feedback():
+    result = check("forget_gate_bias", forget_by_replacing_a_bias)
+    assert not result.passed and result.answered
+    assert "could not compare (RuntimeError" in result.message
 
 
 def test_the_required_time_major_feedback_names_the_rows():
@@ -395,7 +408,8 @@ def test_checks_are_repeatable_and_leave_global_state_alone():
 def test_docs_exercises_md_is_the_generated_page():
     # the coordinator pastes the lesson cells from this page: it must be what the package says
     page = Path(__file__).resolve().parent.parent / "docs" / "exercises.md"
-    assert page.read_text(encoding="utf-8") == render_markdown(), "rerun: python -m cnnlstm_edu.exercises.cells > docs/exercises.md"
+    assert page.read_text(encoding="utf-8") == render_markdown(), \
+        "rerun: python -m cnnlstm_edu.exercises.cells > docs/exercises.md"
 
 
 def test_each_lesson_ends_with_an_intro_then_title_skeleton_and_check_per_exercise():

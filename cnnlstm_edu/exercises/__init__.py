@@ -99,6 +99,10 @@ def check(name: str, answer: Any) -> Result:
         return Result(name, False, f"Not answered yet: {why}.", answered=False)
     except Wrong as why:
         return Result(name, False, str(why))
+    except Exception as error:  # an answer odd enough to trip the comparison itself: feedback, not a traceback
+        return Result(name, False, f"Your answer gave the check something it could not compare "
+                                   f"({type(error).__name__}: {error}). Compare what it returns with the skeleton's "
+                                   "docstring: type, shape, dtype.")
 
 
 def hint(name: str) -> Text:

@@ -35,7 +35,8 @@ def lstm_cell_step(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh):
 def _step(x, h, c, w_ih, w_hh, b_ih, b_hh, order="ifgo", squash_g=torch.tanh, tanh_c=True, h_from_old_c=False):
     """The step computed a chosen (possibly wrong) way, to recognise a learner's mistake."""
     blocks = dict(zip(order, (x @ w_ih.T + b_ih + h @ w_hh.T + b_hh).chunk(4, dim=1)))
-    i, f, g, o = torch.sigmoid(blocks["i"]), torch.sigmoid(blocks["f"]), squash_g(blocks["g"]), torch.sigmoid(blocks["o"])
+    i, f, o = torch.sigmoid(blocks["i"]), torch.sigmoid(blocks["f"]), torch.sigmoid(blocks["o"])
+    g = squash_g(blocks["g"])
     c_new = f * c + i * g
     shown = c if h_from_old_c else c_new
     return o * (torch.tanh(shown) if tanh_c else shown), c_new

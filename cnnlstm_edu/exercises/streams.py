@@ -75,7 +75,8 @@ def _check_carry(answer) -> str:
         with torch.no_grad():
             want = lstm(x)[0]
             dropped = torch.cat([lstm(piece)[0] for piece in x.split(chunk, dim=1)], dim=1)
-        out = expect_tensor(call(answer, lstm, x.clone(), chunk, case=case, on_error=_cat_hint), "What carry_state returns")
+        out = call(answer, lstm, x.clone(), chunk, case=case, on_error=_cat_hint)
+        out = expect_tensor(out, "What carry_state returns")
         if tuple(out.shape) != (B, T, 4) and out.dim() == 3 and out.shape[0] > B and out.shape[1] <= chunk:
             raise Wrong(f"On {case} you returned {tuple(out.shape)}: the chunks were joined on the batch axis. "
                         "They are pieces of time: torch.cat(outputs, dim=1) -> (B, T, H).")
