@@ -205,7 +205,7 @@ def call(fn: Callable, *args: Any, case: str, on_error: Callable[[BaseException]
     (:class:`NotAnswered`). Any other exception becomes :class:`Wrong` naming the case, the line
     of the learner's code that raised, and the explanation: the exercise's own (``on_error``)
     when it knows this mistake, else :func:`cnnlstm_edu.explain`'s for a shape error, else
-    Python's words.
+    Python's words. When ``fn`` is a model, explain() is told so and names its layers.
 
     >>> call(lambda x: x.view(3, -1), torch.zeros(2, 4), case="x of shape (2, 4)")
     Traceback (most recent call last):
@@ -219,13 +219,14 @@ def call(fn: Callable, *args: Any, case: str, on_error: Callable[[BaseException]
         raise NotAnswered(f"it raised NotImplementedError ({error})" if str(error) else
                           "it raised NotImplementedError") from None
     except Exception as error:  # the learner's code may raise anything; each becomes feedback
-        raise Wrong(_explained(error, case, on_error(error))) from None
+        model = fn if isinstance(fn, torch.nn.Module) else None
+        raise Wrong(_explained(error, case, on_error(error), model)) from None
     if value is None or value is Ellipsis:
         raise NotAnswered(f"it returned {value!r}: write the body, and don't forget the `return`")
     return value
 
 
-def _explained(error: BaseException, case: str, own: str | None) -> str:
+def _explained(error: BaseException, case: str, own: str | None, model: torch.nn.Module | None = None) -> str:
     where = _learner_line(error)
     first = (str(error).strip().splitlines() or [""])[0]
     if first.endswith(":") and ", " in first:  # "... got (float, int, int), but expected one of:" and a list
@@ -234,7 +235,7 @@ def _explained(error: BaseException, case: str, own: str | None) -> str:
     if own:
         return f"{head}\n{own}"
     if isinstance(error, (RuntimeError, ValueError, IndexError)):
-        advice = explain(error)
+        advice = explain(error, model)
         if not advice.startswith("explain() does not recognise"):
             return f"{head}\n{advice}"
     return head
