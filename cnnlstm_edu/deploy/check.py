@@ -48,7 +48,9 @@ def test_clips(model: nn.Module, info: dict | None = None, num_clips: int = 8):
         clips, boxes = data.track(num_clips, split="test", size=size, seq_len=11)
         return to_float(clips), boxes[:, 0]
     if name == "next_frame":
-        return to_float(data.moving_mnist(num_clips, seq_len=10, size=size, split="test")), None
+        from ..data.moving_mnist import moving_mnist
+
+        return to_float(moving_mnist(num_clips, seq_len=10, size=size, split="test")), None
     task = info.get("task", "quadrants")
     if task == "direction":
         clips = data.direction(num_clips, split="test", size=size)[0]

@@ -32,25 +32,26 @@ PREPROCESSING = {"layout": "B C H W", "dtype": "float32", "range": [0.0, 1.0],
                  "from_uint8": "divide by 255 (frames as load_mnist gives them: 0..255)"}
 
 
-def default_class_names(name: str, info: dict | None = None) -> list[str]:
-    """The class names of a model trained by this package, from its checkpoint's ``info``.
+def default_class_names(name: str, num_classes: int | None, info: dict | None = None) -> list[str]:
+    """The class names of a model trained by this package, from its checkpoint's ``info``: the
+    directions of the direction task, else the class indices (MNIST's digits are their own).
 
-    >>> default_class_names("cnn_lstm", {"order": "1234"})[:3]
+    >>> default_class_names("cnn_lstm", 10, {"order": "1234"})[:3]
     ['0', '1', '2']
-    >>> default_class_names("cnn_lstm", {"task": "direction"})[:2]
+    >>> default_class_names("cnn_lstm", 8, {"task": "direction"})[:2]
     ['right', 'up-right']
-    >>> default_class_names("tracker")
+    >>> default_class_names("tracker", None)
     []
     """
     info = info or {}
     if isinstance(info.get("class_names"), list):
         return [str(c) for c in info["class_names"]]
-    if name in ("next_frame", "tracker"):
-        return []                                       # a frame, a box: no classes
+    if num_classes is None:
+        return []                                       # a forecast frame, a box: no classes
     if info.get("task") == "direction":
         from ..data import DIRECTIONS
         return list(DIRECTIONS)
-    return [str(d) for d in range(10)]                  # quadrants and first_digit: digits
+    return [str(k) for k in range(num_classes)]
 
 
 def _metadata(step, class_names, info) -> dict[str, str]:
@@ -82,8 +83,8 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, class_names: list[
                 info: dict | None = None, verbose: bool = False) -> Path:
     """Write ``model``'s one-step graph to ``path`` (an ``.onnx`` file); returns the path.
 
-    ``class_names`` default to :func:`default_class_names` (digits, or the directions of the
-    direction task when ``info`` says so). ``info`` (JSON values: the checkpoint's facts) is kept
+    ``class_names`` default to :func:`default_class_names` (the class indices, or the directions
+    of the direction task when ``info`` says so). ``info`` (JSON values: the checkpoint's facts) is kept
     in the metadata. A model that cannot stream is refused with the reason, before any work.
 
     An export takes seconds (``torch.export`` traces the step), so the example that runs is the
@@ -95,9 +96,9 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, class_names: list[
     """
     step = step_module(model)
     path = check_writable(path)
-    if class_names is None:
-        class_names = default_class_names(step.name, info)
     classes = getattr(step.model.config, "num_classes", None)
+    if class_names is None:
+        class_names = default_class_names(step.name, classes, info)
     if classes is not None and len(class_names) != classes:
         raise ValueError(f"export_onnx: {len(class_names)} class names for a model of {classes} classes: "
                          f"{class_names[:12]}")
