@@ -9,6 +9,7 @@ measured, reported and saved; a second one interrupts at once.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import signal
 import sys
 import threading
@@ -120,18 +121,22 @@ def _train_config(args: argparse.Namespace):
 class _Progress:
     """Shows ``fit``'s events under a tqdm bar on stderr and keeps what the result reports."""
 
-    def __init__(self, model_name: str, budget: float | None) -> None:
+    def __init__(self, model_name: str, budget: float | None, quiet: bool = False) -> None:
         from tqdm.auto import tqdm
 
-        # The bar counts seconds when the run is limited by time, steps otherwise.
-        self.model_name, self.by_time = model_name, budget is not None
-        self.bar = tqdm(total=budget, unit="s" if self.by_time else "step", file=sys.stderr, disable=None,
+        # The bar counts seconds when the run is limited by time, steps otherwise. A quiet one
+        # (a rank other than 0) shows nothing and only keeps the last event.
+        self.model_name, self.by_time, self.quiet = model_name, budget is not None, quiet
+        self.bar = tqdm(total=budget, unit="s" if self.by_time else "step", file=sys.stderr,
+                        disable=True if quiet else None,
                         dynamic_ncols=True,
                         bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f}s [{elapsed}{postfix}]" if self.by_time else None)
         self.history, self.curriculum, self.norm_max, self.start, self.last = [], [], 0.0, None, None
 
     def show(self, event) -> None:
         bar, self.last = self.bar, event
+        if self.quiet:
+            return
         if event.kind == "start":
             self.start = event
             bar.set_description(f"{self.model_name} on {event.device}")
@@ -181,6 +186,8 @@ def _result(args: argparse.Namespace, config, progress: _Progress, n_params: int
         "load_seconds": round(load_seconds, 3), "history": progress.history, "torch": torch.__version__,
         "stopped": last.extra["stopped"],
     }
+    if args.ddp:        # the batch above is the global one, shared by the ranks
+        result.update(world_size=progress.start.extra["world_size"], sync_batchnorm=args.sync_bn)
     if args.model == "next_frame":
         result["task"] = "moving_mnist"       # its own data, whatever --task says (only quadrants passes)
         return result
@@ -217,33 +224,82 @@ def _checkpoint_info(args: argparse.Namespace, last) -> dict:
     return {"task": args.task, "test_acc": last.test_acc}
 
 
+def _torchrun(args: argparse.Namespace):
+    """The ranks torchrun announced, or None for a plain run; refuses a mix of the two."""
+    from ..train.distributed import DistributedError, torchrun_ranks
+
+    try:
+        ranks = torchrun_ranks()
+    except DistributedError as e:
+        raise ValueError(str(e)) from None
+    if args.ddp and ranks is None:
+        raise ValueError("--ddp runs as one of several processes started by torchrun, e.g. torchrun "
+                         "--standalone --nproc_per_node=2 -m cnnlstm_edu train --ddp ...; this one was "
+                         "started alone (no RANK or WORLD_SIZE in its environment)")
+    if ranks is not None and not args.ddp and ranks.world_size > 1:
+        raise ValueError(f"torchrun started {ranks.world_size} processes, but without --ddp each would "
+                         "train its own model on all the data and print and save the same file: add --ddp")
+    if args.sync_bn and not args.ddp:
+        raise ValueError("--sync-bn shares BatchNorm's statistics between the processes of a --ddp run; "
+                         "one process already normalises over the whole batch: add --ddp or leave it out")
+    return ranks if args.ddp else None
+
+
+@contextmanager
+def _process_group(args: argparse.Namespace, ranks) -> Iterator:
+    """The block as one rank of torchrun's group (left at the end), or alone: yields the Ranks.
+
+    A rank that loses the others ends with one line saying so, and exit code 1, not a hang:
+    every wait is bounded by --ddp-timeout, and a dead peer is noticed at once."""
+    from ..train.distributed import DistributedError, Ranks, process_group
+
+    if ranks is None:
+        yield Ranks()
+        return
+    try:
+        with process_group(args.device, args.ddp_timeout, ranks=ranks) as joined:
+            yield joined
+    except DistributedError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
 def train_command(args: argparse.Namespace) -> dict:
-    """Run ``train``; returns the result that ``--json`` prints."""
+    """Run ``train``; returns the result that ``--json`` prints.
+
+    With ``--ddp`` under torchrun every rank runs this; each trains on its shard of each batch,
+    and rank 0 alone prints, writes the JSON and saves."""
     import torch
 
     from ..checkpoint import save_checkpoint
     from ..train import fit
+    from ..train.distributed import rank_zero_first
 
+    torchrun = _torchrun(args)
     check_task(args.model, args.task, args.sampling, args.order)
     _check_save(args.save)
     if args.threads:
         torch.set_num_threads(args.threads)
-    config = _train_config(args)
+    config = dataclasses.replace(_train_config(args), ddp=args.ddp, sync_batchnorm=args.sync_bn)
     model = _build_model(args)
     n_params = sum(p.numel() for p in model.parameters())
-    t_load = time.perf_counter()
-    train, test, objective = load_data(args)
-    load_seconds = time.perf_counter() - t_load
+    with _process_group(args, torchrun) as ranks:
+        t_load = time.perf_counter()
+        with rank_zero_first(ranks):          # rank 0 fills a cache of decoded clips; the others read it
+            train, test, objective = load_data(args)
+        load_seconds = time.perf_counter() - t_load
 
-    progress, stop = _Progress(args.model, config.time_budget), threading.Event()
-    with _ctrl_c_stops(stop):
-        for event in fit(model, train, test, config=config, objective=objective, stop=stop):
-            progress.show(event)
-    progress.bar.close()
-
-    result = _result(args, config, progress, n_params, load_seconds)
-    if args.save:
-        save_checkpoint(model, args.save, **_checkpoint_info(args, progress.last))
-        result["saved"] = args.save
+        progress, stop = _Progress(args.model, config.time_budget, quiet=not ranks.main), threading.Event()
+        with _ctrl_c_stops(stop):
+            for event in fit(model, train, test, config=config, objective=objective, stop=stop):
+                progress.show(event)
+        progress.bar.close()
+        if not ranks.main:                    # rank 0 alone reports: main() prints no JSON here
+            args.json = False
+            return {"stopped": progress.last.extra["stopped"]}
+        result = _result(args, config, progress, n_params, load_seconds)
+        if args.save:
+            save_checkpoint(model, args.save, **_checkpoint_info(args, progress.last))
+            result["saved"] = args.save
     print(_summary(progress.last), file=sys.stderr)
     return result
