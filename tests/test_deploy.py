@@ -282,3 +282,28 @@ def test_check_streams_the_task_clips_of_every_model(exported, name):
     assert clips.shape[:2] == ((3, 11) if name == "tracker" else (3, 10)) and clips.dtype == torch.float32
     assert (box is None) == (name == "next_frame")
     assert largest_difference(model, path, clips, box) <= TOL
+
+
+def _docs_program() -> str:
+    """The onnxruntime + numpy program of docs/deploy.md, as a reader would copy it."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "deploy.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in text.split("```python\n")[1:]]
+    (program,) = [b for b in blocks if "import onnxruntime" in b]
+    return program
+
+
+def test_the_docs_program_classifies_a_clip_with_onnxruntime_and_numpy_only(exported, tmp_path,
+                                                                             monkeypatch, capsys, digits):
+    model, path = exported["cnn_lstm"][:2]
+    program = _docs_program()
+    assert "torch" not in program and "cnnlstm_edu" not in program and len(program.splitlines()) <= 25
+    clip = quadrant_sequences(digits[0][3:4], order="4321")[0]       # uint8 (T, C, H, W), one digit
+    np.save(tmp_path / "clip.npy", clip.numpy())
+    (tmp_path / "model.onnx").write_bytes(path.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    exec(compile(program, "docs/deploy.md", "exec"), {"__name__": "__main__"})
+    with torch.no_grad():
+        expected = model(to_float(clip)[None], all_steps=True)[0].argmax(-1)   # (T,): after each frame
+    assert capsys.readouterr().out.strip() == str([str(int(k)) for k in expected])
