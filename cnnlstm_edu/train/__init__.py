@@ -40,6 +40,12 @@ The pieces, one file each: ``config`` (:class:`TrainConfig`, :class:`Curriculum`
 (:class:`Event`), ``objectives``, ``schedules`` (:class:`OneCycle`, the curriculum's state),
 ``optim`` (parameter groups), ``devices``, ``evaluation`` (:func:`evaluate`, :func:`predict`)
 and ``loop`` (:func:`fit`).
+
+More than one process (``docs/scale.md``): with ``ddp=True``, ``fit`` runs as one rank of a
+process group that torchrun started, each rank on its shard of every global batch, DDP averaging
+the gradients: ``distributed`` (joining the group, sharding, agreeing, failing clearly),
+``parallel`` (one process or one rank of N), ``sync_batchnorm`` (BatchNorm over the global batch)
+and ``local`` (ranks spawned from Python, for lessons and tests). Importing them joins nothing.
 """
 
 from ..pixels import to_float

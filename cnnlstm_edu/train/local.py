@@ -135,13 +135,12 @@ def fit_in_processes(world_size: int, model, train, test=None, *, timeout: float
                         threads=threads, port=port)
 
 
-def _gradients_on_rank(model, x, y, sync_batchnorm: bool) -> dict:
+def _gradients(model, x, y, local, weight, sync_batchnorm: bool) -> tuple[dict, dict]:
+    """This rank's own gradient (under ``no_sync``) and DDP's average, by parameter name."""
     from torch.nn.parallel import DistributedDataParallel
 
     from .sync_batchnorm import synced_batchnorm
 
-    ranks = distributed.current_ranks()
-    local, weight = distributed.shard(torch.arange(len(x)), ranks.rank, ranks.world_size)
     model = copy.deepcopy(model).train()
     with synced_batchnorm(model, torch.device("cpu")) if sync_batchnorm else nullcontext():
         ddp = DistributedDataParallel(model)
@@ -150,18 +149,27 @@ def _gradients_on_rank(model, x, y, sync_batchnorm: bool) -> dict:
         own = {name: p.grad.clone() for name, p in model.named_parameters()}
         model.zero_grad()
         (F.cross_entropy(ddp(x[local]), y[local]) * weight).backward()   # all-reduced: DDP's average
-        averaged = {name: p.grad.clone() for name, p in model.named_parameters()}
-    return {"rank": ranks.rank, "samples": local.tolist(), "own": own, "averaged": averaged}
+        return own, {name: p.grad.clone() for name, p in model.named_parameters()}
+
+
+def _gradients_on_rank(model, x, y) -> dict:
+    ranks = distributed.current_ranks()
+    local, weight = distributed.shard(torch.arange(len(x)), ranks.rank, ranks.world_size)
+    own, averaged = _gradients(model, x, y, local, weight, sync_batchnorm=False)
+    _, synced = _gradients(model, x, y, local, weight, sync_batchnorm=True)
+    return {"rank": ranks.rank, "samples": local.tolist(), "own": own, "averaged": averaged,
+            "averaged_sync_batchnorm": synced}
 
 
 def rank_gradients(model, x: torch.Tensor, y: torch.Tensor, world_size: int = 2, *,
-                   sync_batchnorm: bool = False, timeout: float = 120.0) -> list[dict]:
+                   timeout: float = 120.0) -> list[dict]:
     """What DDP averages: each rank's gradient on its shard of ``(x, y)``, and the average.
 
     Spawns ``world_size`` ranks. Each returns ``"samples"`` (its shard's indices), ``"own"``
-    (the gradient of its shard's loss, computed under ``no_sync``: not shared) and
-    ``"averaged"`` (after DDP's all-reduce: the same on every rank), both by parameter name.
-    The average equals the gradient of the whole batch in one process, exactly so without
-    BatchNorm or with ``sync_batchnorm=True``.
+    (the gradient of its shard's loss, computed under ``no_sync``: not shared), ``"averaged"``
+    (after DDP's all-reduce: the same on every rank) and ``"averaged_sync_batchnorm"`` (the same
+    with SyncBatchNorm), each by parameter name. The average equals the gradient of the whole
+    batch in one process: exactly for a model without BatchNorm, and with SyncBatchNorm;
+    approximately with plain BatchNorm, which normalises each shard by its own statistics.
     """
-    return launch_local(_gradients_on_rank, world_size, model, x, y, sync_batchnorm, timeout=timeout)
+    return launch_local(_gradients_on_rank, world_size, model, x, y, timeout=timeout)

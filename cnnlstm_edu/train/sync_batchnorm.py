@@ -62,12 +62,7 @@ class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):
     @classmethod
     def like(cls, bn: nn.modules.batchnorm._BatchNorm) -> SyncBatchNorm:
         """A SyncBatchNorm sharing ``bn``'s parameters and buffers (the same tensors, not copies)."""
-        sync = cls(bn.num_features, bn.eps, bn.momentum, bn.affine, bn.track_running_stats)
-        sync.weight, sync.bias = bn.weight, bn.bias
-        sync.running_mean, sync.running_var = bn.running_mean, bn.running_var
-        sync.num_batches_tracked = bn.num_batches_tracked
-        sync.train(bn.training)
-        return sync
+        return _sharing(cls, bn)
 
     def _check_input_dim(self, x: torch.Tensor) -> None:
         if x.dim() < 2:
@@ -99,6 +94,15 @@ class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):
         return y.to(x.dtype)
 
 
+def _sharing(cls, bn: nn.modules.batchnorm._BatchNorm) -> nn.Module:
+    """A ``cls`` (a synchronised BatchNorm) holding ``bn``'s very tensors: what it learns, ``bn`` has."""
+    sync = cls(bn.num_features, bn.eps, bn.momentum, bn.affine, bn.track_running_stats)
+    sync.weight, sync.bias = bn.weight, bn.bias
+    sync.running_mean, sync.running_var = bn.running_mean, bn.running_var
+    sync.num_batches_tracked = bn.num_batches_tracked
+    return sync.train(bn.training)
+
+
 def _batchnorms(model: nn.Module) -> list[tuple[nn.Module, str, nn.Module]]:
     return [(parent, name, child) for parent in model.modules() for name, child in parent.named_children()
             if isinstance(child, nn.modules.batchnorm._BatchNorm)]
@@ -114,15 +118,7 @@ def synced_batchnorm(model: nn.Module, device: torch.device) -> Iterator[int]:
     """
     swapped = _batchnorms(model)
     for parent, name, bn in swapped:
-        if device.type == "cuda":
-            sync = nn.SyncBatchNorm(bn.num_features, bn.eps, bn.momentum, bn.affine, bn.track_running_stats)
-            sync.weight, sync.bias = bn.weight, bn.bias
-            sync.running_mean, sync.running_var = bn.running_mean, bn.running_var
-            sync.num_batches_tracked = bn.num_batches_tracked
-            sync.train(bn.training)
-        else:
-            sync = SyncBatchNorm.like(bn)
-        setattr(parent, name, sync)
+        setattr(parent, name, _sharing(nn.SyncBatchNorm if device.type == "cuda" else SyncBatchNorm, bn))
     try:
         yield len(swapped)
     finally:
