@@ -1,8 +1,8 @@
 """Sample clips for a learner without videos: bundled MNIST digits in motion, written as real files.
 
-:func:`write_sample_clips` writes one class folder per motion (a digit sliding left, right or
-down, from :func:`~cnnlstm_edu.data.tasks.direction`) as real H.264 .mp4 files (PyAV's own
-FFmpeg), animated .gif files and folders of numbered .png frames: the layout
+:func:`write_sample_clips` writes one class folder per motion (a digit crossing the frame
+left, right or down) as real H.264 .mp4 files (PyAV's own FFmpeg), animated .gif files and
+folders of numbered .png frames: the layout
 :func:`~cnnlstm_edu.data.video_folder` reads, the app's sample zip, the lesson's folder and the
 tests' data. Nothing is downloaded; the same seed writes the same frames.
 
@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from ..checks import check_number
-from .tasks import DIRECTIONS, direction
+from .canvas import paint, pick_digits
+from .tasks import _STEPS, DIRECTIONS
 
 __all__ = ["FORMATS", "write_clip", "write_sample_clips", "write_sample_zip"]
 
@@ -112,9 +113,11 @@ def write_sample_clips(root: str | os.PathLike, classes: tuple[str, ...] = ("lef
     if root.exists() and any(root.iterdir()):
         raise FileExistsError(f"{owner}: {root} is not empty; give a new or empty folder")
     gen = torch.Generator().manual_seed(seed)
-    for c, name in enumerate(classes):
-        clips, _ = direction(per_class, split="train", seq_len=frames, size=size, digit_size=size * 3 // 8,
-                             speed=max(1, size // 16), directions=(name,), seed=seed * 1000 + c)
+    digit, speed = size * 3 // 8, max(1, size // 16)
+    for name in classes:
+        stamps, _ = pick_digits(per_class, "train", digit, gen, owner)        # (N, S, S)
+        path = _crossing(name, per_class, frames, size - digit, speed, gen)   # (N, T, 1, 2)
+        clips = paint(stamps[:, None], path, size)                            # (N, T, 1, size, size)
         lengths = torch.randint(low, frames + 1, (per_class,), generator=gen)
         (root / name).mkdir(parents=True, exist_ok=True)
         for k in range(per_class):
@@ -122,6 +125,25 @@ def write_sample_clips(root: str | os.PathLike, classes: tuple[str, ...] = ("lef
             target = root / name / (f"{name}_{k:03d}" + ("" if fmt == "frames" else f".{fmt}"))
             write_clip(clips[k, :int(lengths[k])], target)
     return root
+
+
+def _crossing(name: str, count: int, frames: int, room: int, speed: int, gen: torch.Generator) -> torch.Tensor:
+    """Top-left corners ``(N, T, 1, 2)`` of digits moving ``name``-wards, inside the frame.
+
+    Unlike :func:`~cnnlstm_edu.data.tasks.direction`'s wrapping canvas, the digit crosses the
+    frame as a filmed object would: a class of a few dozen clips is then enough to learn from.
+    ``room`` is the last corner position that keeps the digit whole; each step is whole pixels.
+    """
+    step = _STEPS[DIRECTIONS.index(name)] * speed                     # (2,): (dy, dx) per frame
+    travel = step.abs() * (frames - 1)                                # (2,): how far it goes
+    if int(travel.max()) > room:
+        raise ValueError(f"write_sample_clips: {frames} frames at {speed} pixels a frame leave the "
+                         f"frame; use fewer frames or a larger size")
+    # start anywhere that keeps the whole path inside: shift by the travel when moving up or left
+    starts = (torch.rand(count, 2, generator=gen) * (room - travel + 1)).long()   # (N, 2)
+    starts = starts + torch.where(step < 0, travel, 0)
+    t = torch.arange(frames).view(1, frames, 1)                      # (1, T, 1)
+    return (starts[:, None] + t * step).unsqueeze(2)                  # (N, T, 1, 2)
 
 
 def write_sample_zip(path: str | os.PathLike, **options) -> Path:

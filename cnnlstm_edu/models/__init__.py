@@ -12,6 +12,8 @@ from .cnn_convlstm import CNNConvLSTM, CNNConvLSTMConfig, count_parameters, recu
 from .cnn_lstm import CNNLSTM, CNNLSTMConfig
 from .encoders import FrameCNN, TorchvisionBackbone
 from .next_frame import NextFrame, NextFrameConfig, NextFrameObjective
+from .pretrained import DigitClassifier, FeatureHead, frame_features, load_digit_classifier, mnist_frame_cnn
+from .variable_length import MaskedClassification, with_lengths
 from .tracker import Tracker, TrackerConfig, TrackingObjective
 
 __all__ = [
@@ -20,6 +22,9 @@ __all__ = [
     "NextFrameObjective", "PerFrameConfig", "TorchvisionBackbone", "Tracker", "TrackerConfig",
     "TrackingObjective", "WholeImage", "WholeImageConfig", "build_model", "count_parameters",
     "model_config", "recurrent_parameters",
+    # issue 16: the shipped MNIST frame CNN, frozen features, variable-length clips
+    "DigitClassifier", "FeatureHead", "MaskedClassification", "frame_features", "load_digit_classifier",
+    "mnist_frame_cnn", "with_lengths",
 ]
 
 # name -> (model class, config dataclass); every model takes its config as first argument.

@@ -15,7 +15,7 @@ from torch import nn
 
 from ..shapes import check_float, check_shape
 
-__all__ = ["FrameCNN", "TorchvisionBackbone", "conv_block"]
+__all__ = ["BACKBONES", "FrameCNN", "TorchvisionBackbone", "conv_block"]
 
 
 def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -86,7 +86,7 @@ class FrameCNN(nn.Module):
 
 
 # name -> (how to cut the classifier head off, channels of the map that remains)
-_BACKBONES = {
+BACKBONES = {
     "mobilenet_v3_small": (lambda m: m.features, lambda m: m.classifier[0].in_features),
     "mobilenet_v3_large": (lambda m: m.features, lambda m: m.classifier[0].in_features),
     "resnet18": (lambda m: nn.Sequential(*list(m.children())[:-2]), lambda m: m.fc.in_features),
@@ -112,12 +112,12 @@ class TorchvisionBackbone(nn.Module):
 
     def __init__(self, name: str = "mobilenet_v3_small", weights=None, download_timeout: float = 20.0) -> None:
         super().__init__()
-        if name not in _BACKBONES:
-            raise ValueError(f"TorchvisionBackbone: unknown backbone {name!r}; choose one of {sorted(_BACKBONES)}")
+        if name not in BACKBONES:
+            raise ValueError(f"TorchvisionBackbone: unknown backbone {name!r}; choose one of {sorted(BACKBONES)}")
         import torchvision
 
         model = _load_torchvision(torchvision.models.get_model, name, weights, download_timeout)
-        cut, channels = _BACKBONES[name]
+        cut, channels = BACKBONES[name]
         self.name = name
         self.out_channels = channels(model)
         self.features = cut(model)
