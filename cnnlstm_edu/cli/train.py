@@ -281,6 +281,9 @@ def train_command(args: argparse.Namespace) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     config = dataclasses.replace(_train_config(args), ddp=args.ddp, sync_batchnorm=args.sync_bn)
+    # --seed fixes the initial weights too: the same seed, the same run, with 1 process or N
+    # (under --ddp every rank starts from rank 0's weights anyway).
+    torch.manual_seed(args.seed)
     model = _build_model(args)
     n_params = sum(p.numel() for p in model.parameters())
     with _process_group(args, torchrun) as ranks:
