@@ -29,8 +29,9 @@ import gradio as gr
 from ..checks import check_number
 from .session import Session, SessionRegistry, release_memory
 from .shapes_tab import break_model, shapes_tab, trace
-from .train_tab import TrainOutputs, budget_changed, model_changed, press, stop, train, train_tab
-from .try_tab import try_random_digit, try_sketch, try_tab, try_test_digit
+from .train_tab import (TrainOutputs, budget_changed, export_onnx, model_changed, onnx_cleared, press, stop,
+                        task_changed, train, train_tab)
+from .try_tab import try_random_digit, try_sketch, try_tab, try_task_changed, try_test_digit
 
 __all__ = ["MAX_MODELS", "MAX_QUEUE", "MAX_RUNS", "build_demo"]
 
@@ -39,7 +40,8 @@ MAX_QUEUE = 64      # events waiting for a place; more are refused at once ("que
 MAX_MODELS = 32     # models kept in memory across tabs; the least recently used idle ones go first
 INTRO = ("# A CNN-LSTM, live\nEach MNIST digit is cut into four 14x14 quadrants and read as a 4-frame "
          "video: a CNN looks at one frame at a time, an LSTM (or a ConvLSTM) puts the frames together, "
-         "and a classifier says which digit it believes it is after each frame.")
+         "and a classifier says which digit it believes it is after each frame. Or pick the *direction* "
+         "task: a digit slides one of 8 ways across six frames, and no single frame can tell which.")
 
 
 def _session_id(request) -> str:
@@ -126,17 +128,30 @@ def _wire_train(tab, trying, state, options, registry: SessionRegistry, max_runs
     pressed.then(bind(train, registry), [state, *tab.settings_inputs(), options, tab.ticket],
                  outputs, api_name="train", concurrency_limit=max_runs, concurrency_id="train",
                  show_progress="minimal", trigger_mode="multiple")
+    pressed.then(onnx_cleared, None, [tab.onnx_note, tab.onnx_download], api_name=False, concurrency_limit=None,
+                 show_progress="hidden")
+    # An export takes seconds of CPU: it shares the trainings' places ("train"), so runs and
+    # exports together never exceed max_runs.
+    tab.onnx_btn.click(export_onnx, state, [tab.onnx_note, tab.onnx_download], api_name="export_onnx",
+                       concurrency_limit=max_runs, concurrency_id="train", show_progress="minimal")
     # Stop must never wait in the queue behind the runs it is meant to stop.
     tab.stop_btn.click(stop, state, tab.status, api_name="stop", concurrency_limit=None, show_progress="hidden")
     tab.model.change(model_changed, tab.model, tab.hidden, api_name=False, show_progress="hidden")
     tab.budget_kind.change(budget_changed, tab.budget_kind, tab.budget, api_name=False, show_progress="hidden")
+    # The task sets what the form offers and what the notes say; the Try-it tab's task follows it.
+    tab.task.change(task_changed, tab.task, [tab.order, tab.batch, tab.activations_note, tab.beliefs_note,
+                                             tab.mistakes, trying.task], api_name=False, show_progress="hidden")
 
 
 def _wire_try(tab, state) -> None:
     outputs = tab.outputs()
-    tab.sketch_btn.click(try_sketch, [state, tab.sketch, tab.order], outputs, api_name="try_sketch")
-    tab.digit_btn.click(try_test_digit, [state, tab.index, tab.order], outputs, api_name="try_digit")
-    tab.random_btn.click(try_random_digit, [state, tab.order], [tab.index, *outputs], api_name=False)
+    # The task comes last in each reading's inputs: API calls made before it existed read quadrants.
+    tab.sketch_btn.click(try_sketch, [state, tab.sketch, tab.order, tab.task], outputs, api_name="try_sketch")
+    tab.digit_btn.click(try_test_digit, [state, tab.index, tab.order, tab.task], outputs, api_name="try_digit")
+    tab.random_btn.click(try_random_digit, [state, tab.order, tab.task], [tab.index, *outputs], api_name=False)
+    tab.task.change(try_task_changed, tab.task, [tab.order, tab.sketch_btn, tab.index, tab.digit_btn,
+                                                 tab.random_btn, tab.seen_note, tab.frames_note],
+                    api_name=False, show_progress="hidden")
 
 
 def _wire_shapes(tab) -> None:

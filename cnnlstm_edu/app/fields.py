@@ -3,9 +3,10 @@
 A browser sends what the page lets a person type; any other client can send anything. gradio's
 own ``Number`` and ``Sketchpad`` fail on a string, a list, a 10000x10000 PNG or a text file
 with an exception that the page shows as a bare "Error" (errors are hidden from clients on a
-shared server). These two are gradio's own components whose preprocessing checks first and
-raises ``gr.Error``, whose message gradio does show: "hidden size must be a finite number,
-got 'abc'."
+shared server), and its ``Radio`` answers a value it does not offer with a message that names
+neither the field nor its meaning. These are gradio's own components whose preprocessing checks
+first and raises ``gr.Error``, whose message gradio does show: "hidden size must be a finite
+number, got 'abc'.", "task must be one of quadrants, direction; got 'spirals'."
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from PIL import Image, UnidentifiedImageError
 from ..checks import check_number
 from .tryit import MAX_SKETCH_PIXELS
 
-__all__ = ["DrawingPad", "NumberField"]
+__all__ = ["ChoiceField", "DrawingPad", "NumberField"]
 
 
 def NumberField(*args, **kwargs) -> gr.Number:
@@ -43,6 +44,24 @@ def _number_preprocess(field: gr.Number, payload):
     except ValueError as e:
         raise gr.Error(str(e), title=f"Wrong {name}") from None
     return gr.Number.preprocess(field, payload)
+
+
+def ChoiceField(*args, **kwargs) -> gr.Radio:
+    """A ``gr.Radio`` that refuses a value it does not offer with a message naming the field
+    and its choices (sent by a client other than the page: the page offers only the choices)."""
+    field = gr.Radio(*args, **kwargs)
+    field.preprocess = types.MethodType(_choice_preprocess, field)
+    return field
+
+
+def _choice_preprocess(field: gr.Radio, payload):
+    name = field.label or "choice"
+    offered = [value for _, value in field.choices]
+    if payload is not None and not any(type(payload) is type(v) and payload == v for v in offered):
+        got = repr(payload) if len(repr(payload)) <= 60 else repr(payload)[:57] + "..."
+        raise gr.Error(f"{name} must be one of {', '.join(map(str, offered))}; got {got}.",
+                       title=f"Wrong {name}")
+    return gr.Radio.preprocess(field, payload)
 
 
 def DrawingPad(*args, **kwargs) -> gr.Sketchpad:

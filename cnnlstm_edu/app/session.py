@@ -3,7 +3,8 @@
 A ``Session`` is a context manager that owns its run lock: ``with session:`` is this tab's one
 training run, and a second ``with`` while the first holds it raises :class:`SessionBusy`
 at once, touching nothing of the first run. Each session's checkpoint (the "download model"
-file) lives in a folder named after the server's process; :meth:`SessionRegistry.close_all`
+file), and the ONNX file exported from it on request, live in a folder named after the
+server's process; :meth:`SessionRegistry.close_all`
 removes them when the server stops and :func:`remove_stale_checkpoints` removes those of a
 server that was killed when the next one starts.
 
@@ -106,6 +107,7 @@ class Session:
         self.waiting: set[int] = set()
         self._checkpoint_dir: str | None = None
         self.checkpoint: str | None = None  # the file the "download model" button offers, if any
+        self.onnx: str | None = None        # the model's one-step ONNX graph, once exported
 
     def __enter__(self) -> Session:
         if not self._run_lock.acquire(blocking=False):
@@ -180,15 +182,52 @@ class Session:
         self._checkpoint_dir = tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=checkpoint_root())
         acc = f"-acc{result.test_acc * 100:.1f}" if result is not None else ""
         hidden = settings.hidden or HIDDEN_FIELD[settings.model][1]
-        name = f"{settings.model}-h{hidden}-order{settings.order}{acc}.safetensors"
-        info = {"order": settings.order, "settings": settings.describe()}
-        if result is not None:
-            info.update(test_acc=result.test_acc, test_size=result.test_size, steps=result.steps)
-        self.checkpoint = str(save_checkpoint(model, f"{self._checkpoint_dir}/{name}", **info))
+        what = f"order{settings.order}" if settings.task == "quadrants" else settings.task
+        name = f"{settings.model}-h{hidden}-{what}{acc}.safetensors"
+        self.checkpoint = str(save_checkpoint(model, f"{self._checkpoint_dir}/{name}", **self._facts()))
         return self.checkpoint
 
+    def _facts(self) -> dict:
+        """What the files keep about the run, as the CLI's checkpoints do: the quadrant order, or
+        the task (and its class names); the settings and the score."""
+        settings, result = self.settings, self.result
+        if settings.task == "quadrants":
+            info = {"order": settings.order, "settings": settings.describe()}
+        else:
+            info = {"task": settings.task, "classes": list(settings.app_task.classes or ()),
+                    "settings": settings.describe()}
+        if result is not None:
+            info.update(test_acc=result.test_acc, test_size=result.test_size, steps=result.steps)
+        return info
+
+    def export_onnx(self) -> str:
+        """Write the model's one-step ONNX graph (:func:`cnnlstm_edu.deploy.export_onnx`) beside
+        its checkpoint; returns its path.
+
+        An export takes seconds of CPU (``torch.export`` traces the step: about 9 s on a 2-core
+        CPU), so it runs when asked, never after every run, and holds the run lock: not while
+        this tab trains (:class:`SessionBusy`), never two at once. The file is the checkpoint's
+        companion: the same folder, the same name, gone with it (a new run, ``free``, ``close``).
+        """
+        from ..deploy import export_onnx
+
+        with self:
+            model, settings = self.model, self.settings
+            if model is None or settings is None:
+                raise ValueError("There is no model in this tab to export: train one first.")
+            if self.onnx is not None and Path(self.onnx).exists():
+                return self.onnx                           # this model's file is already there
+            checkpoint = self.checkpoint if self.checkpoint and Path(self.checkpoint).exists() else self.save()
+            if next(model.parameters()).device.type != "cpu":
+                model = copy.deepcopy(model).cpu()         # the exporter traces on the CPU
+            task = settings.app_task
+            names = list(task.classes) if task.classes else [str(k) for k in range(task.num_classes)]
+            path = export_onnx(model, Path(checkpoint).with_suffix(".onnx"), class_names=names, info=self._facts())
+            self.onnx = str(path)
+            return self.onnx
+
     def _remove_checkpoint(self) -> None:
-        folder, self._checkpoint_dir, self.checkpoint = self._checkpoint_dir, None, None
+        folder, self._checkpoint_dir, self.checkpoint, self.onnx = self._checkpoint_dir, None, None, None
         if folder:
             shutil.rmtree(folder, ignore_errors=True)
 

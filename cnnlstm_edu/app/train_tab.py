@@ -1,5 +1,9 @@
 """The Train tab: its components (:class:`TrainTab`), and the functions behind Train and Stop.
 
+The task selector offers MNIST quadrants (which digit, read a quarter at a time) or direction
+(which way a digit slides): the quadrant order applies to the first only, and is hidden for
+the second, whose belief view shows the answer appearing from the second frame on.
+
 The work itself is :func:`~.training.train_updates`; here it becomes page updates. A press of
 Train first takes a ticket (:func:`press`, outside the queue, so that Stop can cancel a run
 still waiting in it), then :func:`train` runs with that ticket. Every press the page accepts
@@ -18,14 +22,14 @@ import torch
 
 from ..data import QUADRANT_ORDERS
 from ..shapes import is_out_of_memory
-from .fields import NumberField
+from .fields import ChoiceField, NumberField
 from .session import Session, SessionBusy, SessionRegistry
-from .settings import HIDDEN_FIELD, MODEL_CHOICES, PROBE_INDEX, TrainSettings
+from .settings import APP_TASKS, HIDDEN_FIELD, MODEL_CHOICES, PROBE_INDEX, TASK_CHOICES, TrainSettings
 from .training import device_label, train_updates
-from .views import beliefs_html, curve_frame, gallery_items
+from .views import beliefs_html, curve_frame, gallery_items, step_accuracy_table
 
-__all__ = ["TrainOutputs", "TrainTab", "budget_changed", "failure_message", "model_changed", "press", "stop",
-           "train", "train_tab"]
+__all__ = ["TrainOutputs", "TrainTab", "budget_changed", "export_onnx", "failure_message", "model_changed",
+           "onnx_cleared", "press", "stop", "task_changed", "train", "train_tab"]
 
 log = logging.getLogger(__name__)
 COLORS = {"train": "#3182bd", "test": "#e6550d"}
@@ -35,8 +39,30 @@ def warn(message: str) -> str:
     return f"**Cannot do that:** {message}"
 
 
+# What the page says above the per-frame views, per task.
+NOTES = {
+    "quadrants": (
+        f"**Per-frame activations** of test digit #{PROBE_INDEX}: one row per frame, in the order the model "
+        "reads them; the frame, then the first 8 feature maps of conv block 1 (7x7), then of block 2 (3x3), "
+        "each map on its own colour scale across the four frames.",
+        "**Belief after each step**: the class probabilities after seeing 1, 2, 3, then 4 quadrants.",
+        "misclassified test digits (true -> predicted)"),
+    "direction": (
+        f"**Per-frame activations** of test clip #{PROBE_INDEX}: one row per frame, in the order the model "
+        "reads them; the 24x24 frame, then the first 8 feature maps of conv block 1 (12x12), then of block "
+        "2 (6x6), each map on its own colour scale across the six frames.",
+        "**Belief after each frame**: the probabilities of the 8 directions after seeing 1, 2, ..., 6 frames. "
+        "One frame shows where the digit is, never where it goes: after frame 1 a trained model can only "
+        "guess (1 in 8); from frame 2 on it has seen the motion.",
+        "misclassified test clips, every frame at once (true -> predicted)"),
+}
+TASK_INFO = ("quadrants: which digit, read a quarter at a time; direction: which of 8 ways a digit "
+             "slides (no single frame tells)")
+
+
 @dataclass
 class TrainTab:
+    task: gr.Radio
     model: gr.Dropdown
     order: gr.Radio
     hidden: gr.Number
@@ -57,10 +83,17 @@ class TrainTab:
     final: gr.Markdown
     confusion: gr.Plot
     mistakes: gr.Gallery
+    activations_note: gr.Markdown
+    beliefs_note: gr.Markdown
+    onnx_btn: gr.Button
+    onnx_download: gr.DownloadButton
+    onnx_note: gr.Markdown
 
     def settings_inputs(self) -> list:
-        """The fields :func:`train` reads, in its order."""
-        return [self.model, self.order, self.hidden, self.lr, self.batch, self.budget_kind, self.budget]
+        """The fields :func:`train` reads, in its order (the task last: API calls made before the
+        selector existed still train quadrants)."""
+        return [self.model, self.order, self.hidden, self.lr, self.batch, self.budget_kind, self.budget,
+                self.task]
 
 
 @dataclass
@@ -93,9 +126,11 @@ def train_tab(device: str) -> TrainTab:
     """Lay out the Train tab (inside a ``gr.Tab``): settings and buttons left, what the run shows right."""
     with gr.Row():
         with gr.Column(scale=1, min_width=260):
+            task = ChoiceField(list(TASK_CHOICES), value=TASK_CHOICES[0], label="task", info=TASK_INFO,
+                               elem_id="task")
             model = gr.Dropdown(list(MODEL_CHOICES), value="CNN-LSTM", label="model")
-            order = gr.Radio(list(QUADRANT_ORDERS), value="1234", label="quadrant order",
-                             info="1 top-left, 2 top-right, 3 bottom-left, 4 bottom-right")
+            order = ChoiceField(list(QUADRANT_ORDERS), value="1234", label="quadrant order",
+                                info="1 top-left, 2 top-right, 3 bottom-left, 4 bottom-right", elem_id="order")
             hidden = NumberField(128, label="hidden size", precision=0, info="LSTM units (ConvLSTM: hidden channels)")
             lr = NumberField(4e-3, label="learning rate", step=1e-3)
             batch = NumberField(128, label="batch size", precision=0)
@@ -111,16 +146,23 @@ def train_tab(device: str) -> TrainTab:
             # Filled with a checkpoint (safetensors + JSON config) when a run ends.
             download = gr.DownloadButton("Download model", value=None, interactive=False, size="sm",
                                          elem_id="download-model")
+            # The same model as a one-step ONNX graph, made when asked (an export takes seconds).
+            with gr.Row():
+                onnx_btn = gr.Button("Export ONNX", size="sm", elem_id="export-onnx")
+                onnx_download = gr.DownloadButton("Download ONNX", value=None, interactive=False, size="sm",
+                                                  elem_id="download-onnx")
+            onnx_note = gr.Markdown("", elem_id="onnx-note")
         with gr.Column(scale=3):
-            loss, accuracy, activations, hidden_img, beliefs = _run_views()
+            loss, accuracy, activations, hidden_img, beliefs, activations_note, beliefs_note = _run_views()
     with gr.Row():
         final = gr.Markdown("", elem_id="final")
     with gr.Row():
         confusion = gr.Plot(label="confusion matrix", format="png", elem_id="confusion")
-        mistakes = gr.Gallery(label="misclassified test digits (true -> predicted)", columns=6, height=300,
+        mistakes = gr.Gallery(label=NOTES["quadrants"][2], columns=6, height=300,
                               format="png", elem_id="mistakes", elem_classes="pixelated")
-    return TrainTab(model, order, hidden, lr, batch, budget_kind, budget, ticket, train_btn, stop_btn, status,
-                    download, loss, accuracy, activations, hidden_img, beliefs, final, confusion, mistakes)
+    return TrainTab(task, model, order, hidden, lr, batch, budget_kind, budget, ticket, train_btn, stop_btn,
+                    status, download, loss, accuracy, activations, hidden_img, beliefs, final, confusion, mistakes,
+                    activations_note, beliefs_note, onnx_btn, onnx_download, onnx_note)
 
 
 def _run_views():
@@ -130,15 +172,13 @@ def _run_views():
                            elem_id="loss-plot")
         accuracy = gr.LinePlot(None, x="epoch", y="accuracy", color="series", label="accuracy",
                                color_map=COLORS, elem_id="accuracy-plot")
-    gr.Markdown(f"**Per-frame activations** of test digit #{PROBE_INDEX}: one row per frame, in the order "
-                "the model reads them; the frame, then the first 8 feature maps of conv block 1 (7x7), "
-                "then of block 2 (3x3), each map on its own colour scale across the four frames.")
+    activations_note = gr.Markdown(NOTES["quadrants"][0], elem_id="activations-note")
     activations = gr.Image(label="per-frame activations", show_label=False, type="numpy", format="png",
                            interactive=False, elem_id="activations", elem_classes="pixelated", height=190,
                            buttons=["download", "fullscreen"])
     with gr.Row():
         with gr.Column(scale=3):
-            gr.Markdown("**Belief after each step**: the class probabilities after seeing 1, 2, 3, then 4 quadrants.")
+            beliefs_note = gr.Markdown(NOTES["quadrants"][1], elem_id="beliefs-note")
             beliefs = gr.HTML(beliefs_html(None), elem_id="beliefs")
         with gr.Column(scale=2):
             gr.Markdown("**Hidden state** after each step: a row per step, a column per unit "
@@ -146,7 +186,7 @@ def _run_views():
             hidden_img = gr.Image(label="hidden state", show_label=False, type="numpy", format="png",
                                   interactive=False, elem_id="hidden", elem_classes="pixelated", height=120,
                                   buttons=["download", "fullscreen"])
-    return loss, accuracy, activations, hidden_img, beliefs
+    return loss, accuracy, activations, hidden_img, beliefs, activations_note, beliefs_note
 
 
 # --- the functions behind the buttons --------------------------------------------------------------
@@ -162,7 +202,7 @@ def press(session: Session | None) -> int | None:
 
 
 def train(registry: SessionRegistry, session: Session | None, model_label: str, order: str, hidden, lr,
-          batch_size, budget_kind: str, budget, options: dict | None = None, ticket=None,
+          batch_size, budget_kind: str, budget, task: str = "quadrants", options: dict | None = None, ticket=None,
           request: gr.Request = None):
     """The Train button: a generator of page updates while a fresh model trains. ``build_demo``
     binds ``registry`` (the page's sessions) as a method's ``self`` is bound.
@@ -180,7 +220,7 @@ def train(registry: SessionRegistry, session: Session | None, model_label: str, 
         return
     try:
         settings = TrainSettings.from_form(model_label, order, hidden, lr, batch_size, budget_kind, budget,
-                                           **(options or {}))
+                                           task, **(options or {}))
     except ValueError as e:
         yield TrainOutputs(session, status=warn(str(e))).values()
         return
@@ -197,20 +237,25 @@ def train(registry: SessionRegistry, session: Session | None, model_label: str, 
 
 
 def _update(session: Session, u) -> TrainOutputs:
+    task = APP_TASKS[u.task]
     out = TrainOutputs(session, status=u.status, loss=_curve(u.history, "loss"),
                        accuracy=_curve(u.history, "accuracy"), activations=_activation_image(u.probe),
-                       hidden_img=_hidden_image(u.probe), beliefs=beliefs_html(u.probe.probs, u.order, u.probe_label))
+                       hidden_img=_hidden_image(u.probe),
+                       beliefs=beliefs_html(u.probe.probs, u.order, u.probe_label, task.classes, task.short))
     if u.kind == "start":
-        out.final, out.confusion, out.mistakes, out.try_order = "", None, [], u.order
+        out.final, out.confusion, out.mistakes = "", None, []
+        if u.order is not None:                    # Try it reads quadrants in the run's order
+            out.try_order = u.order
         out.download = gr.DownloadButton(value=None, interactive=False)
     if u.kind == "end":
         r = u.result
         out.final = (f"### Test accuracy: {r.test_acc:.2%}\n"
-                     f"on {r.test_size:,} test digits; {r.epochs:.2f} epochs, {r.steps} steps in "
-                     f"{r.train_seconds:.1f} s of training. Below: where the mistakes go, and "
-                     f"{len(r.wrong_labels)} of them.")
-        out.confusion = _confusion_figure(r.confusion)
-        out.mistakes = gallery_items(r.wrong_images, r.wrong_labels, r.wrong_preds)
+                     f"on {r.test_size:,} test {task.noun}; {r.epochs:.2f} epochs, {r.steps} steps in "
+                     f"{r.train_seconds:.1f} s of training. After each frame:\n\n"
+                     f"{step_accuracy_table(r.step_accuracy, 1 / task.num_classes)}\n\n"
+                     f"Below: where the mistakes go, and {len(r.wrong_labels)} of them.")
+        out.confusion = _confusion_figure(r.confusion, task.short)
+        out.mistakes = gallery_items(r.wrong_images, r.wrong_labels, r.wrong_preds, task.classes)
         out.download = _download_button(session)
     return out
 
@@ -241,6 +286,33 @@ def _download_button(session: Session):
     return gr.DownloadButton(f"Download model ({os.path.basename(path)})", value=path, interactive=True)
 
 
+def export_onnx(session: Session | None):
+    """The "Export ONNX" button: this tab's model as a one-step ONNX graph (inputs the frame, then
+    the state; outputs the logits, then the new state), offered by "Download ONNX" beside the
+    checkpoint. Refused, with the reason, while the tab trains or before it has a model."""
+    off = gr.DownloadButton("Download ONNX", value=None, interactive=False)
+    if not isinstance(session, Session) or session.model is None:
+        return warn("there is no model in this tab to export: train one first."), off
+    try:
+        path = session.export_onnx()
+    except SessionBusy:
+        return warn("this tab is training: export its model when the run has ended."), gr.skip()
+    except ValueError as e:                    # freed between the check and the export, or refused
+        return warn(str(e)), off
+    except Exception as e:                     # an export is a nicety: a message, never a broken page
+        log.exception("exporting the model of session %s failed", session.id)
+        return warn(f"the export failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})."), off
+    name = os.path.basename(path)
+    return (f"ONNX file ready: `{name}`. It runs with onnxruntime alone, one frame per call, the "
+            "state fed back in (docs/deploy.md)."), gr.DownloadButton(f"Download ONNX ({name})", value=path,
+                                                                       interactive=True)
+
+
+def onnx_cleared():
+    """Train pressed: the ONNX file offered so far is the previous model's; withdraw it."""
+    return "", gr.DownloadButton("Download ONNX", value=None, interactive=False)
+
+
 def _curve(history: list[dict], metric: str):
     """The curve's table, or None (an empty plot) before the first point. Never an empty table:
     the plot fixes its colours from the first table it gets, so that first table must already
@@ -252,7 +324,10 @@ def _curve(history: list[dict], metric: str):
 def _activation_image(p):
     from ..viz import activation_mosaic
 
-    return activation_mosaic(p)                # (180, 798, 3): 42-px cells, a row per frame
+    # Quadrants: (180, 798, 3), 42-px cells (a pixel 3x3), a row per frame. Direction's 24x24
+    # frames: 48-px cells (a pixel 2x2), (308, 900, 3).
+    H = p.frames.shape[-1]
+    return activation_mosaic(p, cell=42 if H <= 14 else 2 * H)
 
 
 def _hidden_image(p):
@@ -263,10 +338,15 @@ def _hidden_image(p):
     return heatmap_image(p.hidden, row_height=24)   # (T*24, ~640, 3): a row per step, a block per unit
 
 
-def _confusion_figure(cm):
+def _confusion_figure(cm, names=None):
     from ..viz import plot_confusion
 
-    return plot_confusion(cm)
+    fig = plot_confusion(cm)
+    if names is not None:                      # class names in place of their numbers
+        ax = fig.axes[0]
+        ax.set_xticks(range(len(names)), names)
+        ax.set_yticks(range(len(names)), names)
+    return fig
 
 
 def stop(session: Session | None) -> str:
@@ -285,6 +365,19 @@ def stop(session: Session | None) -> str:
 def model_changed(model_label: str):
     """Each model has its own default hidden size: 128 LSTM units, or 32 ConvLSTM channels."""
     return HIDDEN_FIELD[MODEL_CHOICES.get(model_label, "cnn_lstm")][1]
+
+
+def task_changed(task: str):
+    """The task selector: the quadrant order shows for quadrants only (and is 1234 otherwise, the
+    one value a run off the quadrants accepts); the batch is the task's own default (the
+    CLI's); the notes and the gallery's label say what the views show. Then the Try-it tab's
+    task follows (the last value)."""
+    if task not in APP_TASKS:
+        return (gr.skip(),) * 6
+    quadrants = task == "quadrants"
+    activations, beliefs, mistakes = NOTES[task]
+    order = gr.Radio(visible=True) if quadrants else gr.Radio(value=QUADRANT_ORDERS[0], visible=False)
+    return order, APP_TASKS[task].batch_size, activations, beliefs, gr.Gallery(label=mistakes), task
 
 
 def budget_changed(budget_kind: str):

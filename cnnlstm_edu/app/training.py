@@ -1,9 +1,9 @@
 """The Train tab without the web page: one learner's session, and a training run as a stream of updates.
 
 :func:`train_updates` wraps :func:`~cnnlstm_edu.train.fit`. ``fit`` computes nothing between its
-events; *this* loop does, while ``fit`` is paused at a ``yield``: it runs a fixed probe digit
-through the model (:func:`~cnnlstm_edu.viz.probe`), now and then scores a slice of the test
-set, and hands the page a :class:`TrainUpdate`. How often is set by what it costs: a refresh
+events; *this* loop does, while ``fit`` is paused at a ``yield``: it runs a fixed probe example
+(a digit's quadrants, or a direction clip) through the model (:func:`~cnnlstm_edu.analysis.probe`),
+now and then scores a slice of the test set, and hands the page a :class:`TrainUpdate`. How often is set by what it costs: a refresh
 that took ``c`` seconds waits ``c * (1 - share) / share`` before the next, so the extra work
 stays near ``share`` of the wall time whatever the machine, and never more often than every
 ``min_interval`` seconds. Two a second look live, and leave the CPU to training: on a 2-core
@@ -37,32 +37,43 @@ from ..data import load_mnist, quadrant_sequences
 from ..models import build_model
 from ..pixels import to_float
 from ..train import Event, device_name, evaluate, fit, predict, resolve_device
-from ..analysis import Probe, confusion_matrix, probe
+from ..analysis import Probe, accuracy_per_step, confusion_matrix, probe
 from .session import Session, SessionBusy, release_memory
-from .settings import HIDDEN_FIELD, MODEL_CHOICES, PROBE_INDEX, TrainSettings
+from .settings import APP_TASKS, HIDDEN_FIELD, MODEL_CHOICES, PROBE_INDEX, TrainSettings
 
 __all__ = ["HIDDEN_FIELD", "MODEL_CHOICES", "PROBE_INDEX", "QuadrantData", "RunResult", "Session", "SessionBusy",
-           "TrainSettings", "TrainUpdate", "device_label", "predict", "quadrant_data", "release_memory",
-           "train_updates", "warm_up"]
+           "TaskData", "TrainSettings", "TrainUpdate", "device_label", "predict", "quadrant_data",
+           "release_memory", "task_data", "train_updates", "warm_up"]
 
 
-# --- data, loaded once per process ----------------------------------------------------------------
+# --- data, made once per process -----------------------------------------------------------------
 
 
 @dataclass
-class QuadrantData:
-    train_x: torch.Tensor          # (60000, 4, 1, 14, 14) uint8, quadrants in `order`
-    train_y: torch.Tensor          # (60000,)
-    test_x: torch.Tensor           # (10000, 4, 1, 14, 14) uint8
-    test_y: torch.Tensor           # (10000,)
-    test_images: torch.Tensor      # (10000, 28, 28) uint8: the whole digits, for display
-    order: str
+class TaskData:
+    """A task's examples, shared read-only by every session. Quadrants: MNIST's 60,000 + 10,000
+    digits as (N, 4, 1, 14, 14) in ``order``; direction: 10,000 + 2,000 clips (N, 6, 1, 24, 24)
+    made as ``train --task direction`` makes them (35 MB of uint8 for training)."""
+
+    train_x: torch.Tensor          # (N, T, 1, H, W) uint8
+    train_y: torch.Tensor          # (N,)
+    test_x: torch.Tensor           # (N_test, T, 1, H, W) uint8
+    test_y: torch.Tensor           # (N_test,)
+    test_images: torch.Tensor | None  # quadrants: (10000, 28, 28) uint8, the whole digits; else None
+    order: str | None              # the quadrant order; None for direction
+    task: str = "quadrants"
     _train_float: torch.Tensor | None = None
+
+    def shown(self, index) -> torch.Tensor:
+        """What the page shows of test example(s) ``index``: the whole digit (28, 28), or the clip
+        (T, 1, H, W) itself."""
+        return self.test_images[index] if self.test_images is not None else self.test_x[index]
 
     def train_for(self, device: torch.device) -> torch.Tensor:
         """The training sequences as ``fit`` will use them on ``device``. On a CPU: float32 in
-        [0, 1], converted once and shared (``fit`` would otherwise convert all 188 MB at every
-        click). On a GPU: uint8, a quarter of the bytes to copy; ``fit`` converts there."""
+        [0, 1], converted once and shared (``fit`` would otherwise convert them all at every
+        click: 188 MB of quadrants, 138 MB of clips). On a GPU: uint8, a quarter of the bytes to
+        copy; ``fit`` converts there."""
         if device.type != "cpu":
             return self.train_x
         with _data_lock:
@@ -71,20 +82,36 @@ class QuadrantData:
             return self._train_float
 
 
+QuadrantData = TaskData            # its name before the app had a second task
+
+
 _data_lock = threading.Lock()
-_data: dict[str, QuadrantData] = {}
+_data: dict[tuple[str, str | None], TaskData] = {}
 
 
-def quadrant_data(order: str = "1234") -> QuadrantData:
+def quadrant_data(order: str = "1234") -> TaskData:
     """MNIST as quadrant sequences in ``order``, built once per order and shared by every session
     (read-only: ``fit`` copies what it trains on to the device as float)."""
+    return task_data("quadrants", order)
+
+
+def task_data(task: str = "quadrants", order: str = "1234") -> TaskData:
+    """``task``'s data, made once per process (and per quadrant order) and shared by every session,
+    read-only. ``order`` is ignored off the quadrants."""
+    from ..cli.tasks import load_task
+
+    key = (task, order if task == "quadrants" else None)
     with _data_lock:
-        if order not in _data:
-            train_images, train_y = load_mnist("train")
-            test_images, test_y = load_mnist("test")
-            _data[order] = QuadrantData(quadrant_sequences(train_images, order), train_y,
-                                        quadrant_sequences(test_images, order), test_y, test_images, order)
-        return _data[order]
+        if key not in _data:
+            if task == "quadrants":
+                train_images, train_y = load_mnist("train")
+                test_images, test_y = load_mnist("test")
+                _data[key] = TaskData(quadrant_sequences(train_images, order), train_y,
+                                      quadrant_sequences(test_images, order), test_y, test_images, order)
+            else:
+                (train_x, train_y), (test_x, test_y), _ = load_task(task)    # fixed seeds: same clips as the CLI
+                _data[key] = TaskData(train_x, train_y, test_x, test_y, None, None, task)
+        return _data[key]
 
 
 # --- a run, streamed ----------------------------------------------------------------------------
@@ -94,8 +121,8 @@ def quadrant_data(order: str = "1234") -> QuadrantData:
 class RunResult:
     test_acc: float
     test_size: int
-    confusion: torch.Tensor           # (10, 10): rows true class, columns predicted
-    wrong_images: torch.Tensor        # (n, 28, 28) uint8: a few misclassified digits
+    confusion: torch.Tensor           # (K, K): rows true class, columns predicted
+    wrong_images: torch.Tensor        # (n, 28, 28) uint8 digits, or (n, T, 1, H, W) clips: a few mistakes
     wrong_labels: list[int]
     wrong_preds: list[int]
     steps: int
@@ -104,6 +131,7 @@ class RunResult:
     wall_seconds: float               # from the start of the run to the end of training
     samples_per_second: float         # training samples / wall time (overheads included)
     stopped: bool
+    step_accuracy: list[float] = field(default_factory=list)  # test accuracy after 1, 2, ..., T frames
 
 
 @dataclass
@@ -114,10 +142,11 @@ class TrainUpdate:
     history: list[dict]               # every curve point so far (a copy)
     probe: Probe | None               # the probe digit as the model sees it now
     probe_label: int
-    order: str
+    order: str | None                 # the quadrant order; None off the quadrants
     event: Event | None = None        # the fit() event behind this update
     result: RunResult | None = None   # at the end
     timings: dict = field(default_factory=dict)
+    task: str = "quadrants"
 
 
 def _status(settings: TrainSettings, event: Event, history: list[dict]) -> str:
@@ -130,7 +159,7 @@ def _status(settings: TrainSettings, event: Event, history: list[dict]) -> str:
     if train:
         parts.append(f"train accuracy {train[-1]['accuracy']:.1%}")
     if test:
-        parts.append(f"test accuracy {test[-1]['accuracy']:.1%} ({test[-1]['n']} digits)")
+        parts.append(f"test accuracy {test[-1]['accuracy']:.1%} ({test[-1]['n']} {settings.app_task.noun})")
     return "; ".join(parts)
 
 
@@ -165,7 +194,7 @@ class _Pacer:
 def _start(session: Session, settings: TrainSettings):
     """A fresh model for ``session`` (the previous one and its file let go) and its data."""
     session.stop.clear()
-    data = quadrant_data(settings.order)
+    data = task_data(settings.task, settings.order)
     torch.manual_seed(settings.seed)
     model = build_model(settings.model, **settings.model_config())
     session.free()
@@ -175,9 +204,11 @@ def _start(session: Session, settings: TrainSettings):
 
 def _final(model, data: QuadrantData, settings: TrainSettings, last: Event, history: list[dict],
            wall: float, stopped: bool, misclassified: int) -> RunResult:
-    """The end of a run: the model scored on the test set, once, and a few of its mistakes."""
+    """The end of a run: the model scored on the test set, once (after every frame: the last
+    frame's answer is the model's), and a few of its mistakes."""
     n = len(data.test_y) if settings.final_test is None else min(settings.final_test, len(data.test_y))
-    logits = predict(model, data.test_x[:n], logits=True)               # (n, classes)
+    every = predict(model, data.test_x[:n], logits=True, all_steps=True)  # (n, T, classes)
+    logits = every[:, -1]                                               # (n, classes): the answer
     labels = data.test_y[:n]
     preds = logits.argmax(-1)                                           # (n,)
     correct = preds == labels
@@ -187,16 +218,18 @@ def _final(model, data: QuadrantData, settings: TrainSettings, last: Event, hist
     history.append({"epoch": last.epoch, "series": "test", "loss": test_loss, "accuracy": test_acc,
                     "n": n, "step": last.step})
     return RunResult(
-        test_acc=test_acc, test_size=n, confusion=confusion_matrix(labels, preds),
-        wrong_images=data.test_images[wrong], wrong_labels=labels[wrong].tolist(),
+        test_acc=test_acc, test_size=n,
+        confusion=confusion_matrix(labels, preds, num_classes=settings.app_task.num_classes),
+        wrong_images=data.shown(wrong), wrong_labels=labels[wrong].tolist(),
         wrong_preds=preds[wrong].tolist(), steps=last.step, epochs=last.epoch,
         train_seconds=last.seconds, wall_seconds=wall,
-        samples_per_second=last.step * settings.batch_size / max(wall, 1e-9), stopped=stopped)
+        samples_per_second=last.step * settings.batch_size / max(wall, 1e-9), stopped=stopped,
+        step_accuracy=accuracy_per_step(every.argmax(-1), labels).tolist())
 
 
-def _end_status(result: RunResult, last: Event) -> str:
+def _end_status(result: RunResult, last: Event, noun: str = "digits") -> str:
     how = "Stopped" if result.stopped else "Done"
-    return (f"{how}: test accuracy **{result.test_acc:.2%}** on {result.test_size:,} test digits after "
+    return (f"{how}: test accuracy **{result.test_acc:.2%}** on {result.test_size:,} test {noun} after "
             f"{last.seconds:.1f} s of training ({last.epoch:.2f} epochs, {last.step} steps, "
             f"{result.samples_per_second:,.0f} samples/s) on {last.device}. "
             "The model is kept for the Try-it tab.")
@@ -233,7 +266,7 @@ def _run(session: Session, settings: TrainSettings, pacer: _Pacer, test_subset: 
     model, data = _start(session, settings)
     device = resolve_device(settings.device)
     history = session.history
-    probe_x, probe_y = data.test_x[settings.probe_index], int(data.test_y[settings.probe_index])  # (T, 1, 14, 14)
+    probe_x, probe_y = data.test_x[settings.probe_index], int(data.test_y[settings.probe_index])  # (T, 1, H, W)
     # A fixed slice of the test set for the live test curve; the full set at the end.
     sub_x, sub_y = data.test_x[-test_subset:], data.test_y[-test_subset:]
     # log_every=5: the first curve point comes after 5 steps, and the curves get more points.
@@ -265,7 +298,7 @@ def _run(session: Session, settings: TrainSettings, pacer: _Pacer, test_subset: 
             if kind == "progress" and "first_point_seconds" not in pacer.timings:
                 pacer.timings["first_point_seconds"] = time.perf_counter() - t_click
             yield TrainUpdate(kind, status, event.device, list(history), probe(model, probe_x), probe_y,
-                              settings.order, event=event, timings=dict(pacer.timings))
+                              data.order, event=event, timings=dict(pacer.timings), task=settings.task)
             # What this refresh cost, the consumer's share (drawing, sending) included.
             pacer.refreshed(time.perf_counter() - t0, first=kind == "start")
     pacer.timings["training_ended_at"] = time.perf_counter()      # for measuring how fast Stop acts
@@ -275,24 +308,31 @@ def _run(session: Session, settings: TrainSettings, pacer: _Pacer, test_subset: 
     stopped = bool(last.extra.get("stopped")) if last.extra else session.stop.is_set()
     result = session.result = _final(model, data, settings, last, history, wall, stopped, misclassified)
     pacer.timings["wall_seconds"] = wall
-    yield TrainUpdate("end", _end_status(result, last), last.device, list(history), probe(model, probe_x),
-                      probe_y, settings.order, event=last, result=result, timings=dict(pacer.timings))
+    yield TrainUpdate("end", _end_status(result, last, settings.app_task.noun), last.device, list(history),
+                      probe(model, probe_x), probe_y, data.order, event=last, result=result,
+                      timings=dict(pacer.timings), task=settings.task)
 
 
-def warm_up(order: str = "1234", device: str = "auto") -> None:
-    """What a first click on Train would otherwise wait for: MNIST loaded and cut into quadrants,
-    and one training step, so that torch has set up its kernels. ``app.py`` runs it in the
-    background while the server starts."""
-    data = quadrant_data(order)
+def warm_up(order: str = "1234", device: str = "auto", tasks: tuple[str, ...] = tuple(APP_TASKS)) -> None:
+    """What a first click on Train would otherwise wait for: each task's data made (MNIST cut into
+    quadrants, the direction clips) and one training step, so that torch has set up its kernels.
+    ``app.py`` runs it in the background while the server starts."""
     d = resolve_device(device)
-    model = build_model("cnn_lstm")
-    for _ in fit(model, (data.train_for(d)[:256], data.train_y[:256]), None, epochs=1, batch_size=128,
-                 device=d):
-        pass
-    # And one pass of each kind a run makes: oneDNN prepares its kernels per shape, the first
-    # time it meets one (a second or more on a small CPU).
-    evaluate(model, data.test_x[-500:], data.test_y[-500:])
-    probe(model, data.test_x[0])
+    for task in tasks:
+        settings = TrainSettings(task=task, order=order if task == "quadrants" else "1234")
+        data = task_data(task, settings.order)
+        model = build_model("cnn_lstm", **settings.model_config())
+        n = 2 * settings.app_task.batch_size                              # two steps
+        # The quadrants' float copy now (most runs are theirs); direction's on its first run, so a
+        # server whose tabs never pick it holds 35 MB of clips for it, not 170.
+        x = data.train_for(d) if task == "quadrants" else data.train_x
+        for _ in fit(model, (x[:n], data.train_y[:n]), None, epochs=1,
+                     batch_size=settings.app_task.batch_size, device=d):
+            pass
+        # And one pass of each kind a run makes: oneDNN prepares its kernels per shape, the first
+        # time it meets one (a second or more on a small CPU).
+        evaluate(model, data.test_x[-500:], data.test_y[-500:])
+        probe(model, data.test_x[0])
 
 
 def device_label(device: str = "auto") -> str:

@@ -1,7 +1,8 @@
 """The Try-it tab without the web page: a drawing made MNIST-like, then read one quadrant at a time.
 
-A model trained on quadrant sequences never needs the whole digit at once. Here the frames go
-in one per call, the way a camera would deliver them: the frame CNN reads the frame, a
+A model trained on quadrant sequences never needs the whole digit at once (and one trained on
+direction clips never sees a whole clip at once either). Here the frames go in one per call,
+the way a camera would deliver them: the frame CNN reads the frame, a
 :class:`~cnnlstm_edu.layers.stateful.Stateful` recurrent layer continues from the state the
 previous frame left, and the classifier says what the model believes so far. The beliefs are
 exactly those of ``model(x, all_steps=True)``, which sees the four frames in one batch: that
@@ -29,9 +30,13 @@ from ..modes import eval_mode
 from ..pixels import to_float
 from ..viz.images import upscale
 
-__all__ = ["DEFAULT_MODEL_SECONDS", "default_model", "frames_strip", "sketch_to_mnist", "stream_beliefs"]
+__all__ = ["DEFAULT_MODEL_SECONDS", "STAND_IN_FACTOR", "default_model", "stand_in_seconds", "frames_strip", "sketch_to_mnist", "stream_beliefs"]
 
 DEFAULT_MODEL_SECONDS = 8.0     # training time of the stand-in model a session without one gets
+# Direction clips cost about 4x a quadrant sequence per step (6 frames of 24x24 against 4 of
+# 14x14, measured 0.24 against 0.06 s at batch 32 on one busy CPU thread): their stand-in trains
+# longer, so that it has seen the motion.
+STAND_IN_FACTOR = {"quadrants": 1.0, "direction": 2.5}
 MAX_SKETCH_PIXELS = 2048 * 2048  # a drawing is 280x280; bigger inputs would only cost memory
 
 
@@ -136,25 +141,34 @@ def frames_strip(seq: torch.Tensor, cell: int = 84, gap: int = 6) -> np.ndarray:
 
 
 _default_lock = threading.Lock()
-_default_models: dict[tuple[str, str], nn.Module] = {}
+_default_models: dict[tuple[str, str | None, str], nn.Module] = {}
 
 
-def default_model(order: str = "1234", seconds: float | None = None, device: str = "auto") -> nn.Module:
-    """A CNN-LSTM trained for ``seconds`` on quadrants in ``order``, once per process and order,
-    for the sessions that have not trained their own. Shared read-only, in eval mode."""
+def stand_in_seconds(task: str = "quadrants") -> float:
+    """How long the stand-in model of ``task`` trains."""
+    return DEFAULT_MODEL_SECONDS * STAND_IN_FACTOR[task]
+
+
+def default_model(order: str = "1234", seconds: float | None = None, device: str = "auto",
+                  task: str = "quadrants") -> nn.Module:
+    """A CNN-LSTM trained for ``seconds`` on ``task`` (quadrants in ``order``, or direction clips),
+    once per process, task and order, for the sessions that have not trained their own. Shared
+    read-only, in eval mode."""
     from ..models import build_model
     from ..train import fit, resolve_device
-    from .training import quadrant_data
+    from .settings import TrainSettings
+    from .training import task_data
 
-    key = (order, str(resolve_device(device)))
+    settings = TrainSettings(task=task, order=order if task == "quadrants" else "1234")   # checks both
+    key = (task, order if task == "quadrants" else None, str(resolve_device(device)))
     with _default_lock:
         if key not in _default_models:
-            data = quadrant_data(order)
+            data = task_data(task, settings.order)
             torch.manual_seed(0)
-            model = build_model("cnn_lstm")
+            model = build_model("cnn_lstm", **settings.model_config())
             d = resolve_device(device)
-            for _ in fit(model, (data.train_for(d), data.train_y), None,
-                         time_budget=seconds or DEFAULT_MODEL_SECONDS, device=d):
+            for _ in fit(model, (data.train_for(d), data.train_y), None, time_budget=seconds or stand_in_seconds(task),
+                         batch_size=settings.app_task.batch_size, device=d):
                 pass
             _default_models[key] = model.eval()
         return _default_models[key]
