@@ -10,7 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from cnnlstm_edu.data import VideoClips, video_folder, write_clip, write_sample_clips
+from cnnlstm_edu.data import VideoClips, load_clip, video_folder, write_clip, write_sample_clips
+from cnnlstm_edu.data.clips import ClipError
 from cnnlstm_edu.data import video as video_module
 from cnnlstm_edu.data.clips import sample_indices
 
@@ -242,3 +243,20 @@ def test_mixed_sizes_and_colour_modes_are_refused_with_what_to_pass(tmp_path):
 def test_bad_settings_are_refused_before_any_file_is_read(kw, pattern, tmp_path):
     with pytest.raises(ValueError, match=pattern):
         video_folder(tmp_path / "does-not-matter", **kw)
+
+
+def test_load_clip_prepares_one_clip_exactly_as_the_folder_did(sample, tmp_path):
+    data = read(sample)
+    for i in (0, 1, 2):                                           # an .mp4, a .gif, a frame folder
+        clip, length = load_clip(sample / data.files[i], **data.settings)
+        assert torch.equal(clip, data.clips[i]) and length == 6
+    short, length = load_clip(sample / data.files[1], frames=12, size=32, channels=1, short="pad")
+    assert length == 8 and short[8:].eq(0).all()
+    (tmp_path / "bad.mp4").write_bytes(b"garbage")
+    with pytest.raises(ClipError, match="bad.mp4: unreadable"):
+        load_clip(tmp_path / "bad.mp4")
+    with pytest.raises(ValueError, match=r"notes.txt is not a clip"):
+        (tmp_path / "notes.txt").write_text("x")
+        load_clip(tmp_path / "notes.txt")
+    with pytest.raises(FileNotFoundError, match="no clip at"):
+        load_clip(tmp_path / "missing.gif")

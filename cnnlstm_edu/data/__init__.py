@@ -18,9 +18,9 @@ from .quadrants import QUADRANT_ORDERS, quadrant_sequences, stacked_quadrant_seq
 from .tasks import DIRECTIONS, direction, first_digit
 from .tracking import box_iou, constant_velocity, iou_by_horizon, mean_iou, static_box, track
 from .sample_clips import write_clip, write_sample_clips, write_sample_zip
-from .video import VideoClips, video_folder
+from .video import VideoClips, load_clip, video_folder
 
 __all__ = ["load_mnist", "quadrant_sequences", "QUADRANT_ORDERS", "stacked_quadrant_sequences", "tile_quadrants",
            "DIRECTIONS", "direction", "first_digit", "track", "box_iou", "static_box",
            "constant_velocity", "mean_iou", "iou_by_horizon",
-           "video_folder", "VideoClips", "write_clip", "write_sample_clips", "write_sample_zip"]
+           "video_folder", "VideoClips", "load_clip", "write_clip", "write_sample_clips", "write_sample_zip"]

@@ -48,7 +48,7 @@ from ..checks import check_number
 from .clips import SHORT_RULES, ClipError, ClipInfo, clip_kind, decode, probe
 from .video_cache import load_cached, save_cached
 
-__all__ = ["VideoClips", "video_folder"]
+__all__ = ["VideoClips", "load_clip", "video_folder"]
 
 CACHE_DIR = ".cnnlstm_edu-cache"
 
@@ -237,6 +237,33 @@ def video_folder(root: str | os.PathLike, frames: int = 8, size: int | tuple[int
     if key is not None:
         save_cached(root / CACHE_DIR, key, data)
     return data
+
+
+def load_clip(path: str | os.PathLike, frames: int = 8, size: int | tuple[int, int] | None = None,
+              channels: int | None = None, short: str = "loop", *, max_side: int = 4096,
+              max_frames: int = 20_000) -> tuple[torch.Tensor, int]:
+    """One clip (video file, .gif or frame folder) as uint8 ``(T, C, H, W)`` and its real length.
+
+    The same reading as :func:`video_folder`, for ``predict`` and the app's single upload: pass
+    the ``settings`` a folder was read with (``load_clip(path, **data.settings)``) to prepare a
+    new clip exactly as the training clips were. An unreadable file is a ``ClipError`` (a
+    ``ValueError``) naming it.
+    """
+    frames, size, channels = _check_settings(frames, size, channels, short, max_side)
+    check_number(max_frames, "max_frames", integer=True, low=1, owner="load_clip")
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"load_clip: no clip at {path}")
+    if clip_kind(path) is None:
+        raise ValueError(f"load_clip: {path} is not a clip (suffix {path.suffix or 'none'!r}); give a video "
+                         "file (.mp4, .avi, .mov, .webm, .mkv), an animated .gif or a folder of frames")
+    info = probe(path, max_side, need_mode=channels is None)
+    size = size or (info.height, info.width)
+    channels = channels or info.channels
+    kept = decode(info, frames, size, channels, short, max_frames)        # (T', C, H, W)
+    clip = torch.zeros(frames, channels, *size, dtype=torch.uint8)         # (T, C, H, W): black padding
+    clip[:len(kept)] = torch.from_numpy(kept)
+    return clip, len(kept)
 
 
 def _refuse_empty(root: Path, classes: list[str], labels: list[int], skipped: list[str]) -> None:
