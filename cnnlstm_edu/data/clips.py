@@ -213,12 +213,13 @@ def _decode_video(info: ClipInfo, size: tuple[int, int], channels: int, max_fram
     kept = []
     with av.open(str(info.path)) as container:
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"                  # FFmpeg's own frame threads
         for frame in container.decode(stream):
             if frame.width != info.width or frame.height != info.height:
                 _check_side(info.path, frame.width, frame.height, max(info.width, info.height))
-            # swscale resizes and converts in one pass, straight to the size the model wants
-            small = frame.reformat(width=W, height=H, format=fmt, interpolation="AREA").to_ndarray()
+            if (frame.height, frame.width) == (H, W):
+                small = frame.to_ndarray(format=fmt)
+            else:   # swscale resizes and converts in one pass, straight to the size the model wants
+                small = frame.reformat(width=W, height=H, format=fmt, interpolation="AREA").to_ndarray()
             kept.append(small.reshape(H, W, channels))
             if len(kept) > max_frames:
                 raise _too_long(info, max_frames)
