@@ -102,3 +102,23 @@ def test_bad_encoder_choices_are_refused_with_the_value(options, pattern):
         CNNLSTM(**options)
     with pytest.raises(ValueError, match="weights= is for torchvision encoders"):
         CNNLSTM(weights="DEFAULT")
+
+
+def test_frozen_features_are_cached_on_disk_keyed_on_clips_and_weights(tmp_path, video, monkeypatch):
+    model = CNNLSTM(encoder="mnist", trainable=False, frame_size=14, num_classes=2, hidden_size=8)
+    x = video(b=3, t=2)
+    first = frame_features(model, x, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("features-*.safetensors"))) == 1
+
+    def no_encoder(*args, **kwargs):
+        raise AssertionError("the encoder ran although the features are cached")
+
+    monkeypatch.setattr(model.encoder, "forward", no_encoder)
+    assert torch.equal(frame_features(model, x, cache_dir=tmp_path), first)
+    with pytest.raises(AssertionError, match="encoder ran"):
+        frame_features(model, x + 1, cache_dir=tmp_path)             # other clips: computed
+    monkeypatch.undo()
+    with torch.no_grad():
+        model.encoder.module.blocks[0][0].weight.add_(1)             # other weights: computed
+    assert not torch.equal(frame_features(model, x, cache_dir=tmp_path), first)
+    assert len(list(tmp_path.glob("features-*.safetensors"))) == 2

@@ -23,7 +23,10 @@ torch.Size([2, 2048])
 
 from __future__ import annotations
 
+import hashlib
+import os
 from importlib import resources
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -91,22 +94,49 @@ def mnist_frame_cnn(in_channels: int = 1, frame_size: int | tuple[int, int] = 28
 
 
 @torch.no_grad()
-def frame_features(model: nn.Module, clips: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+def frame_features(model: nn.Module, clips: torch.Tensor, batch_size: int = 256,
+                   cache_dir: str | os.PathLike | None = None) -> torch.Tensor:
     """Every frame of ``clips`` ``(N, T, C, H, W)`` through ``model.encoder`` once: float ``(N, T, F)``.
 
     In eval mode (BatchNorm uses its running statistics, as a frozen Keras layer does), on the
     model's device, in batches of clips; returned on the CPU. Train on them with :class:`FeatureHead`.
+    With ``cache_dir``, the features are also kept there, keyed on the clips' bytes and the
+    encoder's weights: the same clips through the same frozen CNN are computed once, ever.
     """
     from ..pixels import to_float
 
     check_shape(clips, "B T C H W", what="frame_features clips")
+    path = _features_file(model, clips, cache_dir) if cache_dir is not None else None
+    if path is not None and path.is_file():
+        from safetensors.torch import load_file
+
+        return load_file(str(path))["features"]
     device = next(model.parameters()).device
     out = []
     with eval_mode(model):
         for start in range(0, len(clips), batch_size):
             x = to_float(clips[start:start + batch_size].to(device))
             out.append(model.encoder(x).float().cpu())                 # (b, T, F)
-    return torch.cat(out)                                              # (N, T, F)
+    feats = torch.cat(out)                                             # (N, T, F)
+    if path is not None:
+        from safetensors.torch import save_file
+
+        from ..atomic import atomic_path
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            save_file({"features": feats}, tmp)
+    return feats
+
+
+def _features_file(model: nn.Module, clips: torch.Tensor, cache_dir) -> Path:
+    """``cache_dir/features-<key>.safetensors``, the key hashing the clips and the encoder's state."""
+    digest = hashlib.sha256(str((tuple(clips.shape), str(clips.dtype))).encode())
+    digest.update(clips.detach().cpu().contiguous().numpy().tobytes())
+    for name, tensor in sorted(model.encoder.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return Path(cache_dir) / f"features-{digest.hexdigest()[:32]}.safetensors"
 
 
 class FeatureHead(nn.Module):
