@@ -2,8 +2,9 @@
 
 Opens the page, trains with a short budget, waits for the accuracy curve and the activation
 images to appear, stops, and saves a screenshot (to $SAVE_SCREENSHOT when set, e.g.
-``SAVE_SCREENSHOT=docs/app.png WATCH_SECONDS=15``, else to pytest's tmp dir). A second test opens two tabs that
-train at once, then closes one and checks that its model is freed.
+``SAVE_SCREENSHOT=docs/app.png WATCH_SECONDS=15``, else to pytest's tmp dir). Another picks the
+direction task, trains a few seconds and reads the belief after each frame. Another opens two
+tabs that train at once, then closes one and checks that its model is freed.
 
 Playwright's own browser download does not work on these machines, so the test uses
 /usr/bin/chromium (``apt-get install chromium``; ``.ci/run`` installs it). Without it the tests
@@ -125,6 +126,35 @@ def test_train_watch_stop_screenshot(browser, url, tmp_path):
     page.screenshot(path=str(path), full_page=True)
     assert path.stat().st_size > 50_000
     print(f"first curve point and images {first_seen:.2f} s after the click; screenshot {path}")
+    page.close()
+
+
+def test_direction_trains_and_shows_the_belief_after_each_frame(browser, url):
+    """Issue 15: pick the direction task, train a few seconds, and see the belief after each of
+    the six frames (the quadrant order hidden: it applies to quadrants only); then Try it plays
+    a test clip frame by frame to this tab's model."""
+    page = _open(browser, url)
+    page.locator("#task").get_by_text("direction", exact=True).click()
+    _wait(lambda: not page.locator("#order").is_visible(), 30, "the quadrant order to hide")
+    _wait(lambda: page.get_by_label("batch size").input_value() == "32", 30, "the task's batch size")
+    page.get_by_label("how long").fill("3")
+    page.click("#train-button")
+    _wait(lambda: "frame 6" in page.inner_text("#beliefs"), 120, "the belief after each of six frames")
+    _wait(lambda: "Done" in page.inner_text("#status"), 120, "the end of the run")
+    beliefs = page.inner_text("#beliefs")
+    assert "frame 1" in beliefs and "frame 7" not in beliefs and "true answer" in beliefs
+    assert "test clips" in page.inner_text("#status") and "after frame" in page.inner_text("#final")
+    assert "from frame 2 on" in page.inner_text("#beliefs-note")
+    page.get_by_role("tab", name="Try it").click()
+    page.wait_for_selector("#try-digit-button", timeout=30_000)
+    _wait(lambda: "Predict this test clip" in page.inner_text("#try-digit-button"), 30, "Try it to follow the task")
+    page.click("#try-digit-button")
+    _wait(lambda: "frames it says" in page.inner_text("#try-message")
+          or "Cannot do that" in page.inner_text("#try-message"), 60, "the clip's reading")
+    message = page.inner_text("#try-message")
+    assert "After all 6 frames it says" in message and "This tab's model" in message, message
+    assert page.locator("#try-frames img").count() > 0 and "frame 6" in page.inner_text("#try-beliefs")
+    assert "Traceback" not in page.inner_text("body")
     page.close()
 
 

@@ -1,7 +1,7 @@
 """The app under a hostile client: a real server on 127.0.0.1, sent the requests of issue 13.
 
 Items 1-3 and 6: the drawing pad's blob route, uploads that would fill the disk, URLs the server
-would fetch, and wrong values through the API. While the server stays up, its resident memory
+would fetch, and wrong values through the API (issue 15's task selector among them). While the server stays up, its resident memory
 grows by less than 50 MB and its upload folder holds less than 50 MB. Every loop is bounded and
 every request goes to loopback. The server is a process of its own (so its memory is its own),
 started by a small script that patches ``socket.getaddrinfo``: any lookup of the probe's host
@@ -185,6 +185,23 @@ def test_wrong_types_in_number_fields_name_the_field(client, position, value, fi
         client.predict(*args, api_name="/train")
     message = str(caught.value)
     assert field in message and "number" in message and message != "Error", message
+
+
+@pytest.mark.parametrize("value", ["spirals", ["direction"], 7, "Direction"])
+def test_a_bad_task_names_the_field_and_its_choices_before_any_work(client, value):
+    from gradio_client.exceptions import AppError
+
+    for args, endpoint in ((["CNN-LSTM", "1234", 128, 4e-3, 128, "seconds", 2, value], "/train"),
+                           ([0, "1234", value], "/try_digit")):
+        with pytest.raises(AppError) as caught:
+            client.predict(*args, api_name=endpoint)
+        message = str(caught.value)
+        assert "task must be one of quadrants, direction; got" in message, message
+
+
+def test_a_quadrant_order_on_direction_is_refused_with_its_reason(client):
+    status, *_ = client.predict("CNN-LSTM", "4321", 128, 4e-3, 32, "seconds", 2, "direction", api_name="/train")
+    assert "Quadrant order applies to the quadrants task only" in status and "Training on" not in status
 
 
 @pytest.mark.parametrize("name, content, says", [
