@@ -6,6 +6,7 @@ import torch
 
 from cnnlstm_edu.data import video_folder, write_sample_clips
 from cnnlstm_edu.models import CNNLSTM, FeatureHead, MaskedClassification, frame_features, with_lengths
+from cnnlstm_edu.models.variable_length import keras_style_last_state, lengths_mask
 from cnnlstm_edu.modes import eval_mode
 from cnnlstm_edu.train import fit
 
@@ -48,6 +49,17 @@ def test_packed_lengths_make_the_padding_invisible_and_without_them_it_is_not(vi
         assert not torch.allclose(unmasked[1:], packed[1:], atol=1e-3)
         torch.testing.assert_close(unmasked[0], packed[0])         # a full-length clip: no difference
         torch.testing.assert_close(model(x, lengths=torch.full((3,), 6)), model(x))
+
+
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_packing_and_keras_style_masking_give_the_same_last_state(num_layers):
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(5, 7, num_layers=num_layers, batch_first=True)
+    feats, lengths = torch.randn(4, 6, 5), torch.tensor([6, 1, 3, 5])
+    packed = torch.nn.utils.rnn.pack_padded_sequence(feats, lengths, batch_first=True, enforce_sorted=False)
+    _, (h_n, _) = lstm(packed)
+    with torch.no_grad():
+        torch.testing.assert_close(keras_style_last_state(lstm, feats, lengths_mask(lengths, 6)), h_n[-1])
 
 
 @pytest.mark.parametrize("lengths, pattern", [

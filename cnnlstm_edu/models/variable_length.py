@@ -28,7 +28,7 @@ from torch.nn import functional as F
 from ..modes import eval_mode
 from ..pixels import to_float
 
-__all__ = ["MaskedClassification", "with_lengths"]
+__all__ = ["MaskedClassification", "keras_style_last_state", "lengths_mask", "with_lengths"]
 
 
 def with_lengths(labels: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -38,6 +38,34 @@ def with_lengths(labels: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"with_lengths: labels and lengths must both be (N,), got "
                          f"{tuple(labels.shape)} and {tuple(lengths.shape)}")
     return torch.stack([labels.long(), lengths.long()], dim=1)     # (N, 2)
+
+
+def lengths_mask(lengths: torch.Tensor, steps: int) -> torch.Tensor:
+    """``(B, T)`` bool: True on each clip's real frames, False on its padding.
+
+    >>> lengths_mask(torch.tensor([3, 1]), 4)
+    tensor([[ True,  True,  True, False],
+            [ True, False, False, False]])
+    """
+    return torch.arange(steps, device=lengths.device)[None, :] < lengths[:, None]   # (B, T)
+
+
+def keras_style_last_state(lstm: torch.nn.LSTM, feats: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The last layer's final ``h`` ``(B, hidden)``, Keras' way: step by step, and where ``mask``
+    ``(B, T)`` is False the state is carried through unchanged (what ``Masking`` does to an LSTM).
+
+    The slow, explicit twin of ``pack_padded_sequence``, for the lesson: both give each clip's
+    state after its own last real frame (``tests/test_video_train.py`` checks they agree).
+    """
+    B, T = feats.shape[:2]
+    L, Hd = lstm.num_layers, lstm.hidden_size
+    h = feats.new_zeros(L, B, Hd)                                # (layers, B, hidden)
+    c = feats.new_zeros(L, B, Hd)
+    for t in range(T):
+        _, (h_new, c_new) = lstm(feats[:, t:t + 1], (h, c))       # one step: (B, 1, F) in
+        keep = mask[:, t].view(1, B, 1)                          # (1, B, 1): real frame here?
+        h, c = torch.where(keep, h_new, h), torch.where(keep, c_new, c)
+    return h[-1]                                                 # (B, hidden)
 
 
 class MaskedClassification:
