@@ -64,6 +64,13 @@ def test_mp4_gif_and_frame_folder_of_one_clip_decode_to_the_same_frames(tmp_path
     assert error < 3, f"mp4 frames differ from the source by {error:.1f} grey levels on average"
 
 
+def test_hidden_entries_and_macos_zip_debris_are_not_classes(folder):
+    (folder / "__MACOSX" / "left").mkdir(parents=True)
+    (folder / "__MACOSX" / "left" / "._left_000.gif").write_bytes(b"\0resource fork")
+    (folder / ".DS_Store").write_bytes(b"\0")
+    assert read(folder).classes == ["down", "left", "right"]
+
+
 def test_uniform_sampling_and_the_two_rules_for_short_clips(sample):
     assert sample_indices(8, 6) == [0, 1, 3, 4, 6, 7]
     looped = read(sample, frames=12, short="loop")

@@ -124,7 +124,8 @@ def _scan(root: Path, max_clips: int) -> tuple[list[str], list[tuple[Path, int]]
     if not root.is_dir():
         raise FileNotFoundError(f"video_folder: {root} is not a folder; give a folder with one "
                                 "sub-folder of clips per class")
-    visible = sorted(p for p in root.iterdir() if not p.name.startswith("."))
+    # hidden entries (the cache, .DS_Store) and macOS's zip debris are not classes
+    visible = sorted(p for p in root.iterdir() if not p.name.startswith(".") and p.name != "__MACOSX")
     loose = [p.name for p in visible if not p.is_dir()]
     if loose:
         warnings.warn(f"video_folder: ignoring {len(loose)} file(s) directly in {root} ({loose[:3]}); "
