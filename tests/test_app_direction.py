@@ -138,6 +138,7 @@ def test_a_direction_run_shows_six_frames_and_eight_directions(direction_run):
     assert f"true answer: <b>{DIRECTIONS[int(task_data('direction').test_y[0])]}</b>" in beliefs
     assert "| after frame | 1 | 2 | 3 | 4 | 5 | 6 |" in end["final"] and "chance is 12.5%" in end["final"]
     assert [tick.get_text() for tick in end["confusion"].axes[0].get_xticklabels()] == list(APP_TASKS["direction"].short)
+    assert end["confusion"].axes[0].get_title().endswith("on 200 clips")
     image, caption = end["mistakes"][0]
     assert image.shape == (96, 96) and caption.split(" -> ")[0] in DIRECTIONS   # a clip's trail, by name
     result = session.result

@@ -140,7 +140,8 @@ def _wire_train(tab, trying, state, options, registry: SessionRegistry, max_runs
     tab.budget_kind.change(budget_changed, tab.budget_kind, tab.budget, api_name=False, show_progress="hidden")
     # The task sets what the form offers and what the notes say; the Try-it tab's task follows it.
     tab.task.change(task_changed, tab.task, [tab.order, tab.batch, tab.activations_note, tab.beliefs_note,
-                                             tab.mistakes, trying.task], api_name=False, show_progress="hidden")
+                                             tab.mistakes, trying.task], api_name=False, show_progress="hidden",
+                    queue=False)                 # at once, not behind runs: Train may be pressed next
 
 
 def _wire_try(tab, state) -> None:
@@ -151,7 +152,7 @@ def _wire_try(tab, state) -> None:
     tab.random_btn.click(try_random_digit, [state, tab.order, tab.task], [tab.index, *outputs], api_name=False)
     tab.task.change(try_task_changed, tab.task, [tab.order, tab.sketch_btn, tab.index, tab.digit_btn,
                                                  tab.random_btn, tab.seen_note, tab.frames_note],
-                    api_name=False, show_progress="hidden")
+                    api_name=False, show_progress="hidden", queue=False)
 
 
 def _wire_shapes(tab) -> None:

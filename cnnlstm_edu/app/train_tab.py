@@ -341,7 +341,9 @@ def _hidden_image(p):
 def _confusion_figure(cm, names=None):
     from ..viz import plot_confusion
 
-    fig = plot_confusion(cm)
+    total = int(cm.sum())
+    title = None if names is None else f"accuracy {int(cm.trace()) / max(total, 1):.2%} on {total} clips"
+    fig = plot_confusion(cm, title=title)
     if names is not None:                      # class names in place of their numbers
         ax = fig.axes[0]
         ax.set_xticks(range(len(names)), names)
