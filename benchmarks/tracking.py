@@ -95,7 +95,7 @@ def verdict(results: list[dict]) -> list[str]:
     for flags in dict.fromkeys(r["flags"] for r in results):
         rs = [r for r in results if r["flags"] == flags]
         iou = statistics.median(r["test_iou"] for r in rs)
-        margin = statistics.median(r["test_iou"] - r["baseline_iou"] for r in rs)
+        margin = round(statistics.median(r["test_iou"] - r["baseline_iou"] for r in rs), 3) + 0.0   # no "-0.000"
         met = iou >= GOAL_IOU and margin >= GOAL_MARGIN
         lines.append(f"- `{flags}`: median test_iou {iou:.3f}, {margin:.3f} above baseline_iou: "
                      f"{'met' if met else 'NOT met'}.")
