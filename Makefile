@@ -27,7 +27,7 @@ lab: $(STAMP)
 
 # Re-run every lesson in full and store its outputs (what a reader sees without running it).
 # `make test` runs them again in the small setting (CNNLSTM_EDU_SMOKE=1) and checks them.
-LESSONS ?= notebooks/0*.ipynb
+LESSONS ?= notebooks/[0-9]*.ipynb
 lessons: $(STAMP)
 	$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
 	    --ExecutePreprocessor.timeout=1200 $(LESSONS)
@@ -40,7 +40,11 @@ bench: $(STAMP)
 	$(PY) benchmarks/app_speed.py
 	$(PY) benchmarks/classroom.py
 	$(PY) benchmarks/course_speed.py
-	$(PY) benchmarks/baselines.py --seeds 3 --tasks direction first_digit
+	$(PY) benchmarks/baselines.py --seeds 3
+	$(PY) benchmarks/tracking.py --seeds 3
+	$(PY) benchmarks/deploy.py
+	$(PY) benchmarks/ddp.py
+	$(PY) benchmarks/video_decode.py --out benchmarks/video_decode.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -110,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(HERE / "tracking.md"))
     parser.add_argument("--jsonl", default=None, help="append each run's result to this file as it ends")
     parser.add_argument("--from-jsonl", default=None, help="write the tables from these saved runs; train nothing")
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS), metavar="FLAGS",
+                        help="which of the three to run (default: all), e.g. '--scheduled-sampling'")
     parser.add_argument("--quick", action="store_true", help="one 1 s run; prints, writes nothing")
     args = parser.parse_args(argv)
     if args.seeds < 1:
@@ -117,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads is not None and args.threads < 1:
         parser.error(f"--threads must be at least 1, got {args.threads}")
     extra = ["--threads", str(args.threads)] if args.threads else []
-    variants = VARIANTS
+    variants = [flags for flags in VARIANTS if flags in args.variants]
     if args.quick:   # the variant that exercises the most: sampling and the curriculum
         args.seeds, args.out, extra, variants = 1, None, [*extra, "--time-budget", "1"], VARIANTS[-1:]
     command = "python benchmarks/tracking.py " + " ".join(argv if argv is not None else sys.argv[1:])
