@@ -207,11 +207,13 @@ def save_run(path: str | None, command: str, result: dict) -> None:
 
 
 def saved_runs(path: str) -> tuple[list[dict], str]:
-    """The results ``--jsonl`` saved, and the command that made them."""
+    """The results ``--jsonl`` saved, and the commands that made them (several when runs made at
+    different times were put in one file, e.g. a row re-measured on a quieter machine)."""
     runs = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
     if not runs:
         raise SystemExit(f"error: --from-jsonl {path}: no runs in it")
-    return [r["result"] for r in runs], runs[0]["command"]
+    commands = list(dict.fromkeys(r["command"] for r in runs))
+    return [r["result"] for r in runs], " ; then ".join(commands)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -88,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     lines += [
         "", f"## Gradient clipping (CNN-LSTM, SGD with momentum 0.9, peak lr {args.clip_lr:g}, {epochs} epochs)", "",
         "With a learning rate this far too high the gradient norm explodes and the run collapses; "
-        "capping the norm bounds every step at lr x limit, and the same run trains. (With Adam, "
+        "capping the norm bounds each clipped gradient at the limit, and the same run trains; with SGD's "
+        "momentum 0.9 a step adds up past clipped gradients, so it can reach lr x limit / (1 - 0.9), ten "
+        "times lr x limit, when they keep pointing the same way. (With Adam, "
         "clipping changes much less: Adam divides each gradient by its own running size.)", "",
         "| run | largest gradient norm seen (before clipping) | final test loss | test accuracy |",
         "|---|---|---|---|",

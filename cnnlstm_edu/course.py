@@ -107,27 +107,38 @@ class _Text(str):
         return str(self)
 
 
-def interact(fn: Callable[..., Any], **controls) -> None:
+def interact(fn: Callable[..., Any], *, columns: int = 1, button: str | None = None, **controls) -> None:
     """Show ``fn(**defaults)`` as a normal output, with ``controls`` above it that redraw it.
 
     ``controls`` maps each keyword of ``fn`` to an ipywidgets control (its ``value`` is the
     default). ``fn`` returns what to show: a matplotlib figure, a string, or anything Jupyter can
     display. An exception raised by ``fn`` (a size the model refuses, say) is shown as its
     message in place of the result, so a learner exploring the sliders sees why instead of a
-    traceback.
+    traceback. The controls sit in ``columns`` columns (one by default: six sliders in one row
+    leave no track to drag) and are stored without a text form, so a notebook read before it
+    runs shows the picture alone; with ``button="measure"`` (any label) a slow ``fn`` runs only
+    when the button is pressed (:mod:`cnnlstm_edu.course_controls`).
 
     Outside Jupyter the same calls print, which is what this example shows:
 
     >>> import ipywidgets as widgets
     >>> steps = widgets.IntSlider(value=4, min=1, max=8, description="T")
     >>> interact(lambda T: f"{T} frames -> {T} LSTM steps", T=steps)
-    HBox(children=(IntSlider(value=4, description='T', max=8, min=1),))
+    controls: T=4
     4 frames -> 4 LSTM steps
     >>> steps.value = 6                              # the learner drags the slider
     6 frames -> 6 LSTM steps
     """
     import ipywidgets as widgets
-    from IPython.display import DisplayHandle, display
+    from IPython.display import DisplayHandle
+
+    from .course_controls import _show_without_text, controls_box
+
+    for name, control in controls.items():
+        if not isinstance(control, widgets.ValueWidget):
+            raise TypeError(f"interact: control {name!r} is a {type(control).__name__}, "
+                            "not an ipywidgets control with a value")
+    press = widgets.Button(description=button, button_style="primary") if button else None
 
     def render():
         values = {name: control.value for name, control in controls.items()}
@@ -136,8 +147,19 @@ def interact(fn: Callable[..., Any], **controls) -> None:
         except (ValueError, TypeError, RuntimeError) as error:
             return _displayable(f"{type(error).__name__}: {error}")
 
-    display(widgets.HBox(list(controls.values())) if controls else widgets.HTML(""))
+    _show_without_text(controls_box(controls, columns, press))
     handle = DisplayHandle()
     handle.display(render())
-    for control in controls.values():
-        control.observe(lambda change: handle.update(render()), names="value")
+    if press is None:
+        for control in controls.values():
+            control.observe(lambda change: handle.update(render()), names="value")
+        return
+
+    def on_press(_):
+        press.disabled, press.description = True, "measuring..."
+        try:
+            handle.update(render())
+        finally:
+            press.disabled, press.description = False, button
+
+    press.on_click(on_press)

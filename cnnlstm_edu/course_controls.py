@@ -1,7 +1,8 @@
 """Lesson controls that a learner can use: one control per row, and a button for slow cells.
 
-:func:`cnnlstm_edu.course.interact` puts every control in one ``HBox``: with six sliders in a
-row no slider keeps a track worth dragging (an 80-pixel drag jumps H from 14 to 64), and a
+:func:`cnnlstm_edu.course.interact` (also importable from here) lays its controls out with
+:func:`controls_box`. It used to put every control in one ``HBox``: with six sliders in a row
+no slider kept a track worth dragging (an 80-pixel drag jumps H from 14 to 64), and a
 notebook read before it runs shows the box as ``HBox(children=(IntSlider(...`` text above the
 stored picture. :func:`interact` here is the same idea with three changes:
 
@@ -29,11 +30,8 @@ controls: T=4
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from .checks import check_number
-from .course import _displayable
+from .course import interact  # one interact: course's, which lays its controls out with controls_box
 
 __all__ = ["interact", "controls_box"]
 
@@ -75,55 +73,3 @@ def _show_without_text(box) -> None:
     bundle = box._repr_mimebundle_()
     bundle["text/plain"] = ""
     display(bundle, raw=True)
-
-
-def interact(fn: Callable[..., Any], *, columns: int = 1, button: str | None = None, **controls) -> None:
-    """Show ``fn(**values)`` with ``controls`` laid out above it; redraw on a change or a press.
-
-    ``controls`` maps each keyword of ``fn`` to an ipywidgets control whose ``value`` is the
-    first one drawn. With ``button="measure"`` (any label) the result is redrawn only when the
-    button is pressed, and the button says so while ``fn`` runs.
-
-    >>> import ipywidgets as widgets
-    >>> size = widgets.BoundedIntText(value=28, min=8, max=64, description="frame size")
-    >>> interact(lambda frame_size: f"timed at {frame_size} px", button="measure", frame_size=size)
-    controls: frame size=28
-    timed at 28 px
-    >>> size.value = 32                              # no button press: nothing runs
-    >>> interact(lambda: "x", oops=3)
-    Traceback (most recent call last):
-    ...
-    TypeError: interact: control 'oops' is a int, not an ipywidgets control with a value
-    """
-    import ipywidgets as widgets
-    from IPython.display import DisplayHandle
-
-    for name, control in controls.items():
-        if not isinstance(control, widgets.ValueWidget):
-            raise TypeError(f"interact: control {name!r} is a {type(control).__name__}, "
-                            "not an ipywidgets control with a value")
-    press = widgets.Button(description=button, button_style="primary") if button else None
-
-    def render():
-        values = {name: control.value for name, control in controls.items()}
-        try:
-            return _displayable(fn(**values))
-        except (ValueError, TypeError, RuntimeError) as error:
-            return _displayable(f"{type(error).__name__}: {error}")
-
-    _show_without_text(controls_box(controls, columns, press))
-    handle = DisplayHandle()
-    handle.display(render())
-    if press is None:
-        for control in controls.values():
-            control.observe(lambda change: handle.update(render()), names="value")
-        return
-
-    def on_press(_):
-        press.disabled, press.description = True, "measuring..."
-        try:
-            handle.update(render())
-        finally:
-            press.disabled, press.description = False, button
-
-    press.on_click(on_press)
