@@ -71,8 +71,8 @@ WHY = {"quadrants": {
               "little on this task (see frame_average): it ends level with it.",
 }, "direction": {
     "cnn_lstm": "its LSTM reads the frames in order, so the shift from one frame to the next (the "
-                "motion) is there to learn. It needs on the order of a hundred steps of 32 clips; "
-                "where the busy machine gave it fewer within 60 s (the steps column), it stops short.",
+                "motion) is there to learn: on a quieter machine (its row's load) 206-537 steps of 32 "
+                "clips were enough for all but a clip or two of the 2,000.",
     "frame_average": "it averages the frames' features, and a clip played backwards has exactly "
                      "the frames of a clip of the opposite direction, so it can never tell which "
                      "way along an axis the digit went: 50 % at best. It does far worse, a few points "
@@ -85,9 +85,8 @@ WHY = {"quadrants": {
     "last_frame": "one frame shows where the digit is, and on the wrapping canvas that place is "
                   "uniformly random whatever the direction: chance, however long it trains.",
     "conv3d": "its kernels span 3 frames, so it sees the motion directly, which is all this task "
-              "needs; with a 28th of cnn_lstm's parameters it learns it in fewer steps and ends above "
-              "cnn_lstm in this budget, though the seed the busy machine gave the fewest steps "
-              "stopped far short.",
+              "needs, with a 28th of cnn_lstm's parameters; its runs were on the busy machine (its "
+              "row's load), where the seed given the fewest steps stopped far short.",
     "cnn_convlstm": "its state is a 2-D map, so the digit's place in the previous frame is still there "
                     "where the next frame's can be compared with it: motion, in order. But a "
                     "convolution at every gate makes its steps the slowest, and 60 s on the busy "
