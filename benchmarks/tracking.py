@@ -78,7 +78,7 @@ def tables(results: list[dict]) -> list[str]:
                      f"{statistics.median(r['steps'] for r in rs):.0f} | {changes} | "
                      f"{statistics.median(r['static_iou'] for r in rs):.3f} | "
                      f"{statistics.median(r['velocity_iou'] for r in rs):.3f} |")
-    lines += ["", "Every run, in the order they ran (load average over 1, 5 and 15 min):", "",
+    lines += ["", "Every run (load average over 1, 5 and 15 min, at its start and end):", "",
               "| FLAGS | seed | test_iou | baseline_iou | steps | train s | unrolls (@ step) | load at start | "
               "load at end |", "|---|---:|---:|---:|---:|---:|---|---|---|"]
     load = lambda values: " ".join(f"{v:.2f}" for v in values)  # noqa: E731
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
 def report(results: list[dict], command: str) -> list[str]:
     first, plateau = results[0], CURRICULA["track"]
     extra = " ".join(first["command"].split()[first["command"].split().index("cpu") + 1:])
-    torch.set_num_threads(first["threads"])      # so that hardware() says what the runs used
+    torch.set_num_threads(max(r["threads"] for r in results))   # hardware() names the most any run used
     words = extra.split()
     budget = float(words[words.index("--time-budget") + 1]) if "--time-budget" in words \
         else DEFAULTS["tracker"]["time_budget"]
@@ -165,10 +165,15 @@ def report(results: list[dict], command: str) -> list[str]:
         "batch, while scheduled sampling rises by 0.25 per doubling (up to `--sampling-max`, 0.5). "
         "Without it, scheduled sampling rises linearly to 0.5 over the budget.", "",
         *hardware("cpu"),
-        f"- torch threads per run: {first['threads']}"
-        + (" (`--threads`, because the baselines benchmark ran at the same time)" if "--threads" in extra else ""),
+        "- torch threads per run: " + "; ".join(
+            f"`{flags}`: {', '.join(str(t) for t in sorted({r['threads'] for r in results if r['flags'] == flags}))}"
+            for flags in dict.fromkeys(r["flags"] for r in results))
+        + (" (1 where the baselines benchmark ran at the same time, `--threads 1`)"
+           if any(r["threads"] == 1 for r in results) else ""),
         "- **the machine was shared** with other work (2 cores): the load average of every run is in "
-        "the second table; above 2, a run got fewer steps than a quiet machine gives it.", "",
+        "the second table; above 2, a run got fewer steps than a quiet machine gives it. Rows whose "
+        "runs got far fewer steps (the steps column) measure the load, not the method: compare only "
+        "rows with similar steps.", "",
         *tables(results), "",
         f"Issue 15's goal, after <= 300 s of training on the 2-core CPU: free-running `test_iou` >= "
         f"{GOAL_IOU} and at least {GOAL_MARGIN} above `baseline_iou`. From the medians above:", "",
