@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:        # before training began, or a second Ctrl-C
             print("interrupted: the run was not finished, nothing was saved", file=sys.stderr)
             return 130
+        if result is None:               # a rank other than 0 under torchrun: rank 0 reports the run
+            return 0
         if args.json:
             # NaN is not JSON: a metric the model does not have (a forecaster's accuracy) is null.
             print(json.dumps({k: None if isinstance(v, float) and v != v else v for k, v in result.items()}))

@@ -264,8 +264,8 @@ def _process_group(args: argparse.Namespace, ranks) -> Iterator:
         raise SystemExit(1) from None
 
 
-def train_command(args: argparse.Namespace) -> dict:
-    """Run ``train``; returns the result that ``--json`` prints.
+def train_command(args: argparse.Namespace) -> dict | None:
+    """Run ``train``; returns the result that ``--json`` prints (None on a rank other than 0).
 
     With ``--ddp`` under torchrun every rank runs this; each trains on its shard of each batch,
     and rank 0 alone prints, writes the JSON and saves."""
@@ -297,9 +297,8 @@ def train_command(args: argparse.Namespace) -> dict:
             for event in fit(model, train, test, config=config, objective=objective, stop=stop):
                 progress.show(event)
         progress.bar.close()
-        if not ranks.main:                    # rank 0 alone reports: main() prints no JSON here
-            args.json = False
-            return {"stopped": progress.last.extra["stopped"]}
+        if not ranks.main:                    # rank 0 alone reports: None tells main() to print nothing
+            return None
         result = _result(args, config, progress, n_params, load_seconds)
         if args.save:
             save_checkpoint(model, args.save, **_checkpoint_info(args, progress.last))
