@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from . import cell, convlstm, folding, quadrants, seed004, streams, tricks, views
+from . import cell, clips, convlstm, folding, quadrants, scale, seed004, streams, time_matters, tracking, tricks, views
 from .core import Code, Exercise, NotAnswered, Result, Text, Wrong, one_thread
 
 __all__ = ["EXERCISES", "Exercise", "Result", "check", "exercise", "hint", "names", "skeleton", "solution"]
@@ -37,7 +37,8 @@ __all__ = ["EXERCISES", "Exercise", "Result", "check", "exercise", "hint", "name
 #: Every exercise, in lesson order; ``names()`` groups them by lesson.
 EXERCISES: tuple[Exercise, ...] = tuple(sorted(
     folding.EXERCISES + seed004.EXERCISES + views.EXERCISES + quadrants.EXERCISES + cell.EXERCISES
-    + convlstm.EXERCISES + tricks.EXERCISES + streams.EXERCISES,
+    + convlstm.EXERCISES + tricks.EXERCISES + streams.EXERCISES + time_matters.EXERCISES + tracking.EXERCISES
+    + clips.EXERCISES + scale.EXERCISES,
     key=lambda e: e.lesson))
 
 
