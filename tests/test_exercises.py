@@ -3,6 +3,7 @@ is "not answered yet", and no answer can throw a traceback out of check (issue 1
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from cnnlstm_edu import fold_time
 from cnnlstm_edu.exercises import EXERCISES, Result, check, exercise, hint, names, skeleton, solution
 from cnnlstm_edu.exercises.cells import lesson_cells, render_markdown
 from cnnlstm_edu.layers import TimeDistributed
+from cnnlstm_edu.modes import eval_mode
 
 # ---------------------------------------------------------------- wrong answers, one mistake each
 
@@ -216,6 +218,85 @@ def carry_on_batch_axis(lstm, x, chunk):
     return torch.cat(outputs, dim=0)
 
 
+# lesson 07
+def average_summed(cnn, head, x):
+    B, T = x.shape[:2]
+    return head(cnn(x.flatten(0, 1)).reshape(B, T, -1).sum(dim=1))
+
+
+def average_time_major(cnn, head, x):
+    B, T = x.shape[:2]
+    return head(cnn(x.flatten(0, 1)).reshape(T, B, -1).mean(dim=0))
+
+
+def shuffle_with_dropout_on(model, x, order):
+    return (model(x[:, order]) - model(x)).abs().max().item()
+
+
+def shuffle_left_in_eval(model, x, order):
+    model.eval()
+    return (model(x[:, order]) - model(x)).abs().max().item()
+
+
+def shuffle_the_clips(model, x, order):
+    with eval_mode(model):
+        return (model(x[order]) - model(x)).abs().max().item()
+
+
+def direction_from(first, second, *, up_sign=-1, swap=False):
+    rows = torch.arange(first.shape[1]).view(1, -1, 1).float()
+    cols = torch.arange(first.shape[2]).view(1, 1, -1).float()
+    y0, x0 = (first * rows).sum((1, 2)) / first.sum((1, 2)), (first * cols).sum((1, 2)) / first.sum((1, 2))
+    y1, x1 = (second * rows).sum((1, 2)) / second.sum((1, 2)), (second * cols).sum((1, 2)) / second.sum((1, 2))
+    up, right = up_sign * (y1 - y0), x1 - x0
+    angle = torch.atan2(right, up) if swap else torch.atan2(up, right)
+    return torch.round(angle / (math.pi / 4)).long() % 8
+
+
+# lesson 08
+def iou_unclamped(a, b):
+    w = torch.minimum(a[:, 2:], b[:, 2:]) - torch.maximum(a[:, :2], b[:, :2])
+    inter = w[:, 0] * w[:, 1]
+    area_a, area_b = (a[:, 2:] - a[:, :2]).prod(1), (b[:, 2:] - b[:, :2]).prod(1)
+    return inter / (area_a + area_b - inter)
+
+
+def iou_overlap_twice(a, b):
+    inter = (torch.minimum(a[:, 2:], b[:, 2:]) - torch.maximum(a[:, :2], b[:, :2])).clamp(min=0).prod(1)
+    return inter / ((a[:, 2:] - a[:, :2]).prod(1) + (b[:, 2:] - b[:, :2]).prod(1))
+
+
+def iou_pixel_inclusive(a, b):
+    inter = (torch.minimum(a[:, 2:], b[:, 2:]) - torch.maximum(a[:, :2], b[:, :2]) + 1).clamp(min=0).prod(1)
+    area_a, area_b = (a[:, 2:] - a[:, :2] + 1).prod(1), (b[:, 2:] - b[:, :2] + 1).prod(1)
+    return inter / (area_a + area_b - inter)
+
+
+def window_unshifted(boxes, windows, size):
+    return boxes * size / (windows[:, 2:] - windows[:, :2]).repeat(1, 2)
+
+
+def window_scale_inverted(boxes, windows, size):
+    return (boxes - windows[:, :2].repeat(1, 2)) * (windows[:, 2:] - windows[:, :2]).repeat(1, 2) / size
+
+
+def window_square(boxes, windows, size):
+    return (boxes - windows[:, :2].repeat(1, 2)) * size / (windows[:, 2] - windows[:, 0])[:, None]
+
+
+# lesson 10
+def sum_of_gradients(grads, counts):
+    return {name: sum(g[name] for g in grads) for name in grads[0]}
+
+
+def mean_of_gradients(grads, counts):
+    return {name: sum(g[name] for g in grads) / len(grads) for name in grads[0]}
+
+
+def weighted_over_ranks(grads, counts):
+    return {name: sum(g[name] * n for g, n in zip(grads, counts)) / len(counts) for name in grads[0]}
+
+
 # (exercise, wrong answer, a phrase its message must contain): two or more per exercise
 WRONG = [
     ("fold_frames", fold_time_major, "Your rows are ordered (T, B); fold_time's are (B, T): frame 1 of clip 0 is "
@@ -274,6 +355,42 @@ WRONG = [
     ("stream_videos", stream_reset_each_frame, "you reset between the frames of one video"),
     ("carry_state", carry_nothing, "each chunk started from zeros"),
     ("carry_state", carry_on_batch_axis, "joined on the batch axis"),
+    ("average_over_time", average_summed, "you summed the frames' features"),
+    ("average_over_time", average_time_major, "your clips are mixed"),
+    ("average_over_time", lambda cnn, head, x: head(cnn(x[:, -1])), "that is last_frame's answer"),
+    ("average_over_time", lambda cnn, head, x: head(cnn(x).mean(1)), "fold time into the batch"),
+    ("average_over_time", lambda cnn, head, x: head(cnn(x.mean(1))), "you averaged the frames' pixels"),
+    ("shuffle_test", shuffle_with_dropout_on, "dropout was on"),
+    ("shuffle_test", shuffle_left_in_eval, "left the model in eval mode"),
+    ("shuffle_test", shuffle_the_clips, "x[order] reorders the clips"),
+    ("shuffle_test", lambda model, x, order: model(x[:, order]) - model(x), "should be one number"),
+    ("motion_direction", lambda first, second: direction_from(second, first), "every label is the opposite"),
+    ("motion_direction", lambda first, second: direction_from(first, second, up_sign=1), "up and down are swapped"),
+    ("motion_direction", lambda first, second: direction_from(first, second, swap=True), "x and y are swapped"),
+    ("motion_direction", lambda first, second: direction_from(first, second).float(), "a label is a whole number"),
+    ("box_iou", iou_unclamped, "Clamp the overlap's width and height at 0"),
+    ("box_iou", iou_overlap_twice, "counts the overlap twice"),
+    ("box_iou", iou_pixel_inclusive, "inclusive pixel indices"),
+    ("into_window", window_unshifted, "you scaled without shifting"),
+    ("into_window", window_scale_inverted, "your scale is upside down"),
+    ("into_window", window_square, "you scaled y by the window's width"),
+    ("into_window", lambda boxes, windows, size: boxes - windows[:, :2].repeat(1, 2), "did not resize"),
+    ("scheduled_mix", lambda truth, own, p, coin: torch.where((coin < p)[:, None], truth, own.detach()),
+     "truth and own are swapped"),
+    ("scheduled_mix", lambda truth, own, p, coin: torch.where(coin < p, own.detach(), truth), "mix coordinates"),
+    ("scheduled_mix", lambda truth, own, p, coin: torch.where((coin < p)[:, None], own, truth), "feed own.detach()"),
+    ("scheduled_mix", lambda truth, own, p, coin: p * own.detach() + (1 - p) * truth, "you blended the boxes"),
+    ("shard_indices", lambda n, rank, world_size: list(range(rank, n, world_size)), "your ranks get [4, 3, 3]"),
+    ("shard_indices", lambda n, rank, world_size: list(range(n // world_size * world_size))[rank::world_size],
+     "drop_last=True"),
+    ("shard_indices", lambda n, rank, world_size: (list(range(n)) * 2)[rank * -(-n // world_size):][:-(-n // world_size)],
+     "not one contiguous block per rank"),
+    ("average_gradients", mean_of_gradients, "plain mean over the ranks"),
+    ("average_gradients", sum_of_gradients, "you summed the ranks' gradients"),
+    ("average_gradients", weighted_over_ranks, "divided by the number of ranks"),
+    ("scaled_lr", lambda lr, base, per_rank, world: lr * per_rank / base, "you scaled by the batch of one rank"),
+    ("scaled_lr", lambda lr, base, per_rank, world: lr * base / (per_rank * world), "upside down"),
+    ("scaled_lr", lambda lr, base, per_rank, world: lr * math.sqrt(per_rank * world / base), "square-root rule"),
 ]
 
 
@@ -299,7 +416,8 @@ def test_a_typical_mistake_gets_its_own_message(name, answer, phrase):
     assert "Traceback" not in result.message
 
 
-@pytest.mark.parametrize("ex", EXERCISES, ids=lambda e: e.name)
+# Lesson 09's mistakes (exercises/clips.py) live in tests/test_exercises_clips.py, with that lesson's identities.
+@pytest.mark.parametrize("ex", [e for e in EXERCISES if e.lesson != 9], ids=lambda e: e.name)
 def test_each_exercise_has_two_distinct_mistake_messages(ex):
     messages = {check(name, answer).message for name, answer, _ in WRONG if name == ex.name}
     assert len(messages) >= 2
@@ -357,13 +475,13 @@ def test_skeleton_conventions_are_not_answered_yet(name, answer):
 
 def test_names_lists_two_to_four_exercises_per_lesson():
     by_lesson = names()
-    assert sorted(by_lesson) == [1, 2, 3, 4, 5, 6]
+    assert sorted(by_lesson) == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
     assert all(2 <= len(v) <= 4 for v in by_lesson.values())
     assert {"fold_frames", "unfold_features", "fix_seed004"} <= set(by_lesson[1])
     assert "lstm_cell_step" in by_lesson[4]
     assert names(2) == by_lesson[2]
     with pytest.raises(ValueError, match="lessons are"):
-        names(9)
+        names(11)
 
 
 @pytest.mark.parametrize("reveal", [check, hint, solution, skeleton])
@@ -419,4 +537,4 @@ def test_each_lesson_ends_with_an_intro_then_title_skeleton_and_check_per_exerci
         assert len(cells) == 2 + 3 * len(chosen)
         assert [source for kind, source in cells[4::3]] == [exercise(n).check_cell for n in chosen]
     with pytest.raises(ValueError, match="lessons are"):
-        lesson_cells(7)
+        lesson_cells(11)

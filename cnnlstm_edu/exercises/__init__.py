@@ -46,7 +46,7 @@ def names(lesson: int | None = None) -> dict[int, list[str]] | list[str]:
     """The exercises by lesson, ``{1: [...], 2: [...], ...}``; with ``lesson``, that lesson's list.
 
     >>> sorted(names())
-    [1, 2, 3, 4, 5, 6]
+    [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
     >>> names(4)
     ['lstm_cell_step', 'convlstm_parameters']
     """
