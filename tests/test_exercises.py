@@ -285,6 +285,11 @@ def window_square(boxes, windows, size):
 
 
 # lesson 10
+def shard_contiguous_padded(n, rank, world_size):
+    per_rank = math.ceil(n / world_size)
+    return (list(range(n)) * 2)[rank * per_rank:(rank + 1) * per_rank]
+
+
 def sum_of_gradients(grads, counts):
     return {name: sum(g[name] for g in grads) for name in grads[0]}
 
@@ -383,8 +388,7 @@ WRONG = [
     ("shard_indices", lambda n, rank, world_size: list(range(rank, n, world_size)), "your ranks get [4, 3, 3]"),
     ("shard_indices", lambda n, rank, world_size: list(range(n // world_size * world_size))[rank::world_size],
      "drop_last=True"),
-    ("shard_indices", lambda n, rank, world_size: (list(range(n)) * 2)[rank * -(-n // world_size):][:-(-n // world_size)],
-     "not one contiguous block per rank"),
+    ("shard_indices", shard_contiguous_padded, "not one contiguous block per rank"),
     ("average_gradients", mean_of_gradients, "plain mean over the ranks"),
     ("average_gradients", sum_of_gradients, "you summed the ranks' gradients"),
     ("average_gradients", weighted_over_ranks, "divided by the number of ranks"),

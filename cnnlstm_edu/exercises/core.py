@@ -25,7 +25,7 @@ import torch
 from ..explain import explain
 
 __all__ = ["Code", "Exercise", "NotAnswered", "Result", "Text", "Wrong", "call", "describe_value", "expect_tensor",
-           "generator", "max_gap", "one_thread", "seeded"]
+           "generator", "matching_slip", "max_gap", "one_thread", "seeded"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -116,7 +116,7 @@ class Exercise:
     """
 
     name: str
-    lesson: int                      # the lesson (notebook 01..06) whose last cells hold it
+    lesson: int                      # the lesson (notebook 01..10) whose last cells hold it
     title: str                       # one line: what to write
     skeleton: str                    # the code cell the learner fills in
     hint: str                        # a nudge, revealed on request
@@ -179,6 +179,23 @@ def one_thread() -> Iterator[None]:
 def max_gap(a: torch.Tensor, b: torch.Tensor) -> float:
     """The largest absolute difference between two tensors of one shape, as a float."""
     return (a.detach().double() - b.detach().double()).abs().max().item() if a.numel() else 0.0
+
+
+def matching_slip(out: torch.Tensor, slips: list[tuple[torch.Tensor, str]], tol: float = 1e-5) -> str | None:
+    """The words of the first slip whose result ``out`` is (same shape, within ``tol``), or None.
+
+    A checker recomputes what each classic mistake would return, then names the one the answer made.
+
+    >>> slips = [(torch.zeros(2), "you returned zeros"), (torch.ones(2), "you returned ones")]
+    >>> matching_slip(torch.ones(2), slips)
+    'you returned ones'
+    >>> matching_slip(torch.ones(3), slips) is None
+    True
+    """
+    for value, why in slips:
+        if tuple(value.shape) == tuple(out.shape) and max_gap(out, value) <= tol:
+            return why
+    return None
 
 
 def describe_value(value: Any) -> str:

@@ -19,7 +19,7 @@ from torch import nn
 from ..data.tasks import DIRECTIONS, opposite
 from ..modes import eval_mode
 from ..shapes import fold_time, unfold_time
-from .core import Exercise, Wrong, call, describe_value, expect_tensor, generator, max_gap, seeded
+from .core import Exercise, Wrong, call, describe_value, expect_tensor, generator, matching_slip, max_gap, seeded
 
 __all__ = ["EXERCISES", "average_over_time", "motion_direction", "shuffle_test"]
 
@@ -102,9 +102,9 @@ def _average_feedback(out, cnn, head, x, feats, case) -> str:
              "you averaged the frames' pixels, then ran the CNN once: a blurred overlay of the clip. frame_average "
              "runs the CNN on every frame and averages what it says (the features), not the pixels"),
         ]
-    for value, why in slips:
-        if out.shape == value.shape and max_gap(out, value) <= _TOL:
-            return f"On {case}, {why}."
+    why = matching_slip(out, slips, _TOL)
+    if why:
+        return f"On {case}, {why}."
     return f"On {case} your logits differ from frame_average's by up to {max_gap(out, head(feats.mean(1))):.3g}."
 
 
@@ -158,7 +158,8 @@ def _check_shuffle(answer) -> str:
                              "What shuffle_test returns")
             if not model.training:
                 raise Wrong(f"On {case} your test left the model in eval mode. Switch dropout off for the test and "
-                            "back on after it: `with eval_mode(model):` (cnnlstm_edu.modes) restores the mode it found.")
+                            "back on after it: `with eval_mode(model):` (cnnlstm_edu.modes) restores the mode it "
+                            "found.")
             if abs(got - want) <= _TOL:
                 continue
             if blind and got > _TOL and want <= _TOL and clips_moved is None:
@@ -229,9 +230,9 @@ def _direction_feedback(out: torch.Tensor, labels: torch.Tensor, case: str) -> s
         ((2 - labels) % 8,
          "x and y are swapped (right came out as up): atan2 takes (y, x), the upward component first"),
     ]
-    for value, why in slips:
-        if torch.equal(out, value):
-            return f"On {case} {why}."
+    why = matching_slip(out, slips, tol=0)
+    if why:
+        return f"On {case}, {why}."
     n = int((out != labels).nonzero()[0, 0])
     return (f"On {case} pair {n} moves {named(labels[n])} (label {int(labels[n])}), but you said "
             f"{int(out[n])}" + (f" ({named(out[n])})." if 0 <= int(out[n]) < 8 else "."))
@@ -262,7 +263,8 @@ def motion_direction(first, second):
 EXERCISES = (
     Exercise(
         name="average_over_time", lesson=7,
-        title="Write frame_average's forward pass: the CNN on every frame, its features averaged over time, classified.",
+        title="Write frame_average's forward pass: the CNN on every frame, its features averaged over time, "
+              "classified.",
         skeleton=_AVERAGE_SKELETON,
         hint="Fold time into the batch for the CNN (fold_time, or x.flatten(0, 1)), unfold its output to (B, T, F), "
              "then .mean(dim=1) and the head.",

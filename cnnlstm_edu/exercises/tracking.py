@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from ..data import tracking as _library
-from .core import Exercise, Wrong, call, expect_tensor, generator, max_gap
+from .core import Exercise, Wrong, call, expect_tensor, generator, matching_slip, max_gap
 
 __all__ = ["EXERCISES", "box_iou", "into_window", "scheduled_mix"]
 
@@ -92,9 +92,9 @@ def _iou_feedback(out, a, b, want, case) -> str:
          "you added 1 to every width and height: the convention of boxes given as inclusive pixel indices. These "
          "boxes are continuous coordinates, x1 - x0 is the width"),
     ]
-    for value, why in slips:
-        if max_gap(out, value) <= _TOL:
-            return f"On {case}, {why}."
+    why = matching_slip(out, slips, _TOL)
+    if why:
+        return f"On {case}, {why}."
     n = int(((out.detach().float() - want).abs() > _TOL).nonzero()[0, 0])
     return (f"On {case} pair {n}, a = {[round(v, 2) for v in a[n].tolist()]} and b = "
             f"{[round(v, 2) for v in b[n].tolist()]}, has IoU {want[n]:.4f}; "
@@ -145,9 +145,9 @@ def _window_feedback(out, boxes, windows, size, want, case) -> str:
          "you subtracted the whole window box, so x1 and y1 lost the far corner: every coordinate is measured "
          "from the window's top-left corner, (x0, y0, x0, y0)"),
     ]
-    for value, why in slips:
-        if max_gap(out, value) <= 1e-3:
-            return f"On {case}, {why}."
+    why = matching_slip(out, slips, 1e-3)
+    if why:
+        return f"On {case}, {why}."
     return f"On {case} your boxes differ from the window coordinates by up to {max_gap(out, want):.3g} pixels."
 
 
@@ -191,10 +191,11 @@ def _mix_feedback(out, truth, own, p, coin, case) -> str:
          "you blended the boxes, p * own + (1 - p) * truth: a box no one ever predicted. Scheduled sampling "
          "picks one of the two per clip, with the coin"),
     ]
-    for value, why in slips:
-        if tuple(value.shape) == tuple(out.shape) and max_gap(out, value) <= _TOL:
-            return f"On {case}, {why}."
-    return f"On {case} your boxes differ from the scheduled mix by up to {max_gap(out, torch.where((coin < p)[:, None], own, truth)):.3g}."
+    why = matching_slip(out, slips, _TOL)
+    if why:
+        return f"On {case}, {why}."
+    want = torch.where((coin < p)[:, None], own, truth)
+    return f"On {case} your boxes differ from the scheduled mix by up to {max_gap(out, want):.3g}."
 
 
 def _coin_hint(error: BaseException) -> str | None:
