@@ -12,6 +12,11 @@ weights were changed afterwards is refused. Files of format 1 (cnnlstm_edu 0.1.0
 digest) carry none and are refused with a message saying so: they can't be told apart from
 altered ones. Retrain and save again. The digest finds damage and edits, not forgery: whoever
 can rewrite the weights can rewrite the digest too, so share checkpoints the way you share code.
+
+A model trained on a folder of clips (``train --data``) keeps in ``info["clips"]`` what
+``predict`` needs to read a new clip as the training clips were read: the class names and the
+settings of :func:`~cnnlstm_edu.data.load_clip` (:func:`clip_info`, :func:`read_clip_info`).
+Checkpoints without it (the digits) load as before.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ from torch import nn
 
 from .atomic import atomic_path, check_writable
 
-__all__ = ["save_checkpoint", "load_checkpoint", "check_writable", "CheckpointError"]
+__all__ = ["save_checkpoint", "load_checkpoint", "check_writable", "CheckpointError", "clip_info",
+           "read_clip_info"]
 
 FORMAT = "cnnlstm_edu.checkpoint/2"   # 2: the header holds "sha256", a digest of the tensors
 _FORMAT_1 = "cnnlstm_edu.checkpoint/1"  # no digest: refused, since it can't be verified
@@ -242,3 +248,53 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> tuple[nn.Mo
     model = build_model(name, **config)
     model.load_state_dict(tensors)
     return model.to(device), header["info"]
+
+
+_CLIP_SETTINGS = ("frames", "size", "channels", "short")   # load_clip's keywords, as video_folder read them
+
+
+def clip_info(classes: list[str], settings: dict, backbone: str = "scratch", freeze: bool = False) -> dict:
+    """What a clip classifier's checkpoint keeps in ``info["clips"]``: the class names, in label
+    order, and how its clips were read (``VideoClips.settings``), with the frame CNN it started from.
+
+    >>> info = clip_info(["left", "right"], {"frames": 8, "size": [32, 32], "channels": 1, "short": "loop"})
+    >>> read_clip_info({"clips": info}, "m.safetensors", num_classes=2)
+    (['left', 'right'], {'frames': 8, 'size': [32, 32], 'channels': 1, 'short': 'loop'})
+    """
+    return {"classes": list(classes), "settings": {k: settings[k] for k in _CLIP_SETTINGS},
+            "backbone": backbone, "freeze": bool(freeze)}
+
+
+def read_clip_info(info: dict, path: str | os.PathLike, num_classes: int) -> tuple[list[str], dict]:
+    """``(classes, settings)`` from a checkpoint's ``info``; ``load_clip(clip, **settings)`` reads a
+    new clip as the training clips were read. A checkpoint without clip settings (trained on the
+    built-in digits) or with malformed ones raises :class:`CheckpointError` saying which.
+
+    >>> read_clip_info({"order": "1234"}, "digits.safetensors", num_classes=10)
+    Traceback (most recent call last):
+    cnnlstm_edu.checkpoint.CheckpointError: digits.safetensors was trained on the built-in MNIST data, not on a folder of clips: it keeps no class names and no clip settings. Use a checkpoint saved by `python -m cnnlstm_edu train --data FOLDER --save PATH`
+    """
+    clips = info.get("clips")
+    if clips is None:
+        task = f" (--task {info['task']})" if isinstance(info.get("task"), str) else ""
+        raise CheckpointError(f"{path} was trained on the built-in MNIST data{task}, not on a folder of "
+                              "clips: it keeps no class names and no clip settings. Use a checkpoint "
+                              "saved by `python -m cnnlstm_edu train --data FOLDER --save PATH`")
+    classes = clips.get("classes") if isinstance(clips, dict) else None
+    settings = clips.get("settings") if isinstance(clips, dict) else None
+    if not isinstance(classes, list) or len(classes) != num_classes \
+            or not all(isinstance(c, str) for c in classes):
+        raise CheckpointError(f"{path}: its clip classes {str(classes)[:80]} are not {num_classes} names, one "
+                              "per output of its model. The file was altered, or written by other code.")
+    if not isinstance(settings, dict) or set(settings) != set(_CLIP_SETTINGS):
+        raise CheckpointError(f"{path}: its clip settings {str(settings)[:80]} are not the keys "
+                              f"{list(_CLIP_SETTINGS)}. The file was altered, or written by other code.")
+    frames, size, channels, short = (settings[k] for k in _CLIP_SETTINGS)
+    pair = isinstance(size, list) and len(size) == 2
+    numbers = [frames, *(size if pair else [])]
+    if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in numbers) \
+            or not (size is None or pair) or channels not in (None, 1, 3) or short not in ("loop", "pad"):
+        raise CheckpointError(f"{path}: its clip settings {settings} are not valid (frames and size whole "
+                              "numbers, channels 1 or 3, short 'loop' or 'pad'). The file was altered, or "
+                              "written by other code.")
+    return list(classes), {k: settings[k] for k in _CLIP_SETTINGS}

@@ -7,10 +7,13 @@
     python -m cnnlstm_edu trace --model cnn_lstm --depth 2
     python -m cnnlstm_edu bench --batch 1 8 64 --steps 4 16 --device cpu
     python -m cnnlstm_edu export model.safetensors --onnx model.onnx --check
+    python -m cnnlstm_edu train --data clips/ --frames 8 --size 32 32 --channels 1 --save clips.safetensors
+    python -m cnnlstm_edu predict clips.safetensors clips/left/left_000.mp4 new_clip.gif
 
 Progress goes to stderr under a tqdm bar; with ``--json`` the last line on stdout is one JSON
 object with the run's results (``test_acc``, ``train_seconds``, ``epochs``, ``device``, ``task``,
-``chance`` for a classifier, ``test_iou``, ``iou_by_horizon`` and ``baseline_iou`` for track, ...).
+``chance`` for a classifier, ``test_iou``, ``iou_by_horizon`` and ``baseline_iou`` for track,
+``classes`` and ``per_class`` for a folder of clips, ...). ``predict --json`` prints one JSON object.
 """
 
 from __future__ import annotations
@@ -66,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         print(bench_command(args))
     if args.command == "export":
         return _export(args)
+    if args.command == "predict":
+        return _predict(args)
     if args.command == "train":
         try:
             result = train_command(args)
@@ -95,3 +100,24 @@ def _export(args: argparse.Namespace) -> int:
         return 2
     print(text)
     return 0 if passed else 1
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from .predict import format_beliefs, predict_command
+
+    try:
+        beliefs, classes, settings = predict_command(args)
+    except (ValueError, FileNotFoundError) as e:   # a refused checkpoint or device: one line, exit 2
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for belief in beliefs:
+        if belief.error is not None:
+            print(f"error: {belief.error}", file=sys.stderr)
+        elif not args.json:
+            print(format_beliefs(belief, classes) + "\n")
+    if args.json:
+        clips = [{"clip": b.clip, "error": b.error} if b.error is not None else
+                 {"clip": b.clip, "class": b.final(classes)[0], "probability": b.final(classes)[1],
+                  "frames": len(b.probs), "beliefs": b.probs} for b in beliefs]
+        print(json.dumps({"checkpoint": args.checkpoint, "classes": classes, "settings": settings, "clips": clips}))
+    return 1 if any(b.error is not None for b in beliefs) else 0   # the shell sees that one failed

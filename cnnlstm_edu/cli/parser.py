@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_trace(commands)
     _add_bench(commands)
     _add_export(commands)
+    _add_predict(commands)
     return parser
 
 
@@ -105,6 +106,7 @@ def _add_train(commands) -> None:
                            "probability")
     tricks.add_argument("--sampling-max", type=_probability, default=0.5,
                         help="the probability scheduled sampling rises to (default 0.5)")
+    _add_clips(train)
     train.add_argument("--save", metavar="PATH", default=None,
                        help="write the trained model as a safetensors checkpoint")
     train.add_argument("--json", action="store_true", help="print the results as one JSON line last")
@@ -122,6 +124,49 @@ def _add_train(commands) -> None:
     ranks.add_argument("--ddp-timeout", type=_positive_float, default=1800.0, metavar="SECONDS",
                        help="with --ddp: how long a rank waits for the others before giving up "
                             "(default 1800); a rank that dies is noticed at once")
+
+
+def _add_clips(train) -> None:
+    from ..models.encoders import BACKBONES
+
+    clips = train.add_argument_group(
+        "your own clips (docs/clips.md)",
+        "--data FOLDER trains a classifier on a folder with one sub-folder of clips per class (video "
+        "files, animated GIFs, folders of frame images); a deterministic 25 %% of each class is held "
+        "out. Without these flags, the clips are read as they are: 8 frames, their own size and colour")
+    clips.add_argument("--data", metavar="FOLDER", default=None,
+                       help="the folder of class sub-folders (decoded once, then read from its cache)")
+    clips.add_argument("--frames", type=_number(integer=True, low=2, high=10_000), default=None, metavar="T",
+                       help="frames sampled uniformly from each clip (default 8)")
+    clips.add_argument("--size", type=_positive_int, nargs="+", default=None, metavar="PX",
+                       help="H W (or one number for square frames) to resize every frame to (default: "
+                            "the clips' own size, which must then be the same for all)")
+    clips.add_argument("--channels", type=int, choices=[1, 3], default=None,
+                       help="1 grey, 3 colour (default: the clips' own mode)")
+    clips.add_argument("--short", choices=["loop", "pad"], default=None,
+                       help="a clip shorter than T frames: loop it (default), or pad it with black frames "
+                            "that the LSTM never reads (cnn_lstm: packed by each clip's length)")
+    clips.add_argument("--backbone", choices=["scratch", "mnist", *sorted(BACKBONES)], default=None,
+                       help="cnn_lstm's frame CNN: scratch (default, trained from random weights), mnist "
+                            "(shipped, pretrained on MNIST digits), or a torchvision CNN whose ImageNet "
+                            "weights are already in torch's cache (nothing is downloaded)")
+    clips.add_argument("--freeze", action="store_true",
+                       help="keep the pretrained frame CNN as it is (Keras' trainable=False): its "
+                            "features are computed once, and only the LSTM and classifier train")
+    clips.add_argument("--test-fraction", type=_number(low=0, high=0.9, low_open=True), default=None,
+                       help="the share of each class held out for the test (default 0.25)")
+
+
+def _add_predict(commands) -> None:
+    predict = commands.add_parser(
+        "predict", help="classify clips with a checkpoint from train --data, frame by frame",
+        description="Read each clip as the checkpoint's training clips were read (frames, size, "
+                    "channels, the short-clip rule) and print the class probabilities after every "
+                    "frame, then the final class.")
+    predict.add_argument("checkpoint", help="a checkpoint saved by train --data FOLDER --save PATH")
+    predict.add_argument("clips", nargs="+", metavar="CLIP", help="video files, .gif files or folders of frames")
+    predict.add_argument("--device", default="cpu", help="cpu (default), auto, cuda ...")
+    predict.add_argument("--json", action="store_true", help="print one JSON object instead of the tables")
 
 
 def _add_trace(commands) -> None:

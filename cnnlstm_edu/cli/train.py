@@ -17,6 +17,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from .clips import (CLIP_DEFAULTS, backbone_weights, check_clip_options, clip_fields, clip_result,
+                    per_class_accuracy, read_clips, setting, training_data)
 from .tasks import TASKS, check_task, load_task
 
 __all__ = ["DEFAULTS", "TASK_DEFAULTS", "load_data", "train_command"]
@@ -79,13 +81,18 @@ def _check_save(path: str | None) -> None:
             raise ValueError(f"--save {path!r}: {e}") from None
 
 
-def _build_model(args: argparse.Namespace):
+def _build_model(args: argparse.Namespace, clips: dict | None = None, weights=None):
+    """The model the flags ask for, built for the task's clips (or, with ``--data``, for the
+    folder's: ``clips`` holds its frame size, channels, classes and frame CNN)."""
     from ..models import MODELS, build_model
 
-    fields = MODELS[args.model][1].__dataclass_fields__
+    model_class, config_class = MODELS[args.model]
+    fields = config_class.__dataclass_fields__
     task = TASKS[args.task]
     config = {}
-    if args.model not in ("next_frame", "tracker", "whole_image"):   # built for the task's clips
+    if clips is not None:
+        config.update(clips)
+    elif args.model not in ("next_frame", "tracker", "whole_image"):   # built for the task's clips
         config.update(frame_size=task.frame_size, num_classes=task.num_classes)
     if args.hidden_size:   # the LSTM's hidden_size, or the ConvLSTM's hidden_channels
         size = [name for name in ("hidden_size", "hidden_channels") if name in fields]
@@ -96,7 +103,37 @@ def _build_model(args: argparse.Namespace):
         if "dropout" not in fields:
             raise ValueError(f"--dropout: the {args.model} model has no dropout option")
         config["dropout"] = args.dropout
+    if weights is not None:      # a torchvision frame CNN's pretrained weights (cnn_lstm only)
+        return model_class(config_class(**config), weights=weights)
     return build_model(args.model, **config)
+
+
+def _check_clip_model(args: argparse.Namespace) -> None:
+    """Build the model ``--data`` asks for on the meta device (no memory, no weights), for clips
+    of ``--size`` (or 64x64 until the clips say) and 2 classes: a flag the model refuses is
+    refused now, not after the folder is decoded."""
+    import torch
+
+    size = args.size or [64]
+    fields = clip_fields(args, size * 2 if len(size) == 1 else size, args.channels or 1, 2)
+    try:
+        with torch.device("meta"):
+            _build_model(args, fields)
+    except ValueError as e:
+        if str(e).startswith("--") or not args.size:
+            raise
+        raise ValueError(f"--size {' '.join(map(str, args.size))}: {e}") from None
+
+
+def _clip_model(args: argparse.Namespace, clips):
+    """The model for the clips of ``--data``: their frame size and channels, one output per class."""
+    import torch
+
+    backbone = setting(args, "backbone")
+    weights = None if backbone in ("scratch", "mnist") else backbone_weights(backbone)
+    fields = clip_fields(args, clips.settings["size"], clips.settings["channels"], len(clips.classes))
+    torch.manual_seed(args.seed)              # the same seed, the same initial weights, on every rank
+    return _build_model(args, fields, weights)
 
 
 def _train_config(args: argparse.Namespace):
@@ -105,6 +142,8 @@ def _train_config(args: argparse.Namespace):
     from .tasks import curriculum_for
 
     defaults = {**DEFAULTS[args.model], **TASK_DEFAULTS.get(args.task, {})}
+    if args.data is not None:
+        defaults = CLIP_DEFAULTS
     epochs, budget = args.epochs, args.time_budget
     if epochs is None and budget is None:
         epochs, budget = defaults.get("epochs"), defaults.get("time_budget")
@@ -191,6 +230,8 @@ def _result(args: argparse.Namespace, config, progress: _Progress, n_params: int
     if args.model == "next_frame":
         result["task"] = "moving_mnist"       # its own data, whatever --task says (only quadrants passes)
         return result
+    if args.data is not None:                 # the caller adds the folder's keys (clip_result)
+        return result
     if args.task == "quadrants":
         result["order"] = args.order
     result["task"] = args.task
@@ -215,8 +256,14 @@ def _summary(last) -> str:
             f"{last.step} steps) on {last.device}")
 
 
-def _checkpoint_info(args: argparse.Namespace, last) -> dict:
-    """What the checkpoint keeps about the run: the quadrant order, or the task, and its score."""
+def _checkpoint_info(args: argparse.Namespace, last, clips=None) -> dict:
+    """What the checkpoint keeps about the run: the quadrant order, or the task, and its score;
+    for a folder of clips, the class names and how the clips were read (``predict`` needs them)."""
+    if clips is not None:
+        from ..checkpoint import clip_info
+
+        return {"task": "clips", "test_acc": last.test_acc,
+                "clips": clip_info(clips.classes, clips.settings, setting(args, "backbone"), args.freeze)}
     if args.task == "quadrants":
         return {"order": args.order, "test_acc": last.test_acc}
     if args.task == "track":
@@ -277,31 +324,44 @@ def train_command(args: argparse.Namespace) -> dict | None:
 
     torchrun = _torchrun(args)
     check_task(args.model, args.task, args.sampling, args.order)
+    check_clip_options(args)
     _check_save(args.save)
     if args.threads:
         torch.set_num_threads(args.threads)
     config = dataclasses.replace(_train_config(args), ddp=args.ddp, sync_batchnorm=args.sync_bn)
-    # --seed fixes the initial weights too: the same seed, the same run, with 1 process or N
-    # (under --ddp every rank starts from rank 0's weights anyway).
-    torch.manual_seed(args.seed)
-    model = _build_model(args)
-    n_params = sum(p.numel() for p in model.parameters())
+    clips = None
+    if args.data is None:
+        # --seed fixes the initial weights too: the same seed, the same run, with 1 process or N
+        # (under --ddp every rank starts from rank 0's weights anyway).
+        torch.manual_seed(args.seed)
+        model = _build_model(args)
+    else:                                     # sized by the clips, once read; its flags checked now
+        _check_clip_model(args)
     with _process_group(args, torchrun) as ranks:
         t_load = time.perf_counter()
         with rank_zero_first(ranks):          # rank 0 fills a cache of decoded clips; the others read it
-            train, test, objective = load_data(args)
+            if args.data is None:
+                train, test, objective = load_data(args)
+                net = model
+            else:
+                clips = read_clips(args)
+                model = _clip_model(args, clips)
+                net, train, test, objective = training_data(args, model, clips)   # net: what trains
         load_seconds = time.perf_counter() - t_load
+        n_params = sum(p.numel() for p in model.parameters())
 
         progress, stop = _Progress(args.model, config.time_budget, quiet=not ranks.main), threading.Event()
         with _ctrl_c_stops(stop):
-            for event in fit(model, train, test, config=config, objective=objective, stop=stop):
+            for event in fit(net, train, test, config=config, objective=objective, stop=stop):
                 progress.show(event)
         progress.bar.close()
         if not ranks.main:                    # rank 0 alone reports: None tells main() to print nothing
             return None
         result = _result(args, config, progress, n_params, load_seconds)
+        if clips is not None:
+            result.update(clip_result(args, clips, per_class_accuracy(net, test, clips.classes)))
         if args.save:
-            save_checkpoint(model, args.save, **_checkpoint_info(args, progress.last))
+            save_checkpoint(model, args.save, **_checkpoint_info(args, progress.last, clips))
             result["saved"] = args.save
     print(_summary(progress.last), file=sys.stderr)
     return result
