@@ -29,7 +29,8 @@ _TOL = 1e-5
 def average_over_time(cnn: nn.Module, head: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """frame_average's forward: x (B, T, C, H, W) -> the CNN on every frame, averaged over T, classified: (B, K)."""
     B, T = x.shape[:2]
-    feats = unfold_time(cnn(fold_time(x)), steps=T)   # (B*T, C, H, W) -> (B*T, F) -> (B, T, F)
+    frames = fold_time(x)                             # (B*T, C, H, W): one batch of every clip's frames
+    feats = unfold_time(cnn(frames), steps=T)         # (B*T, F) -> (B, T, F)
     return head(feats.mean(dim=1))                    # (B, F) -> (B, K): the order of the frames is gone
 
 
@@ -48,7 +49,8 @@ def motion_direction(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
     cols = torch.arange(W, dtype=torch.float32).view(1, 1, W)
 
     def centre(frame: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mass = frame.float().sum(dim=(1, 2))                                # (N,)
+        frame = frame.float()
+        mass = frame.sum(dim=(1, 2))                                        # (N,)
         return (frame * rows).sum(dim=(1, 2)) / mass, (frame * cols).sum(dim=(1, 2)) / mass
 
     (y0, x0), (y1, x1) = centre(first), centre(second)
