@@ -5,6 +5,7 @@ page and wires the buttons to the functions. Each tab is one function that build
 components and returns them as a dataclass (:mod:`.train_tab`, :mod:`.try_tab`,
 :mod:`.shapes_tab`, with the functions behind their buttons); the lists of outputs are built
 from those fields. Importing builds nothing and launches nothing; serving is :mod:`.server`.
+The fourth tab, "Your clips" (:mod:`.clips_tab`), trains on a learner's own zip of class folders.
 
 Sessions: each browser tab gets a :class:`~.session.Session` in a ``gr.State`` (its own model,
 run and stop switch), registered in the :class:`~.session.SessionRegistry` that ``build_demo``
@@ -27,6 +28,8 @@ import types
 import gradio as gr
 
 from ..checks import check_number
+from .clip_store import ClipStore
+from .clips_tab import ClipsServer, clips_tab, wire_clips
 from .session import Session, SessionRegistry, release_memory
 from .shapes_tab import break_model, shapes_tab, trace
 from .train_tab import (TrainOutputs, budget_changed, export_onnx, model_changed, onnx_cleared, press, stop,
@@ -81,18 +84,19 @@ def _check_limits(max_runs, max_queue, max_models) -> None:
 def build_demo(device: str = "auto", max_runs: int = MAX_RUNS, final_test: int | None = None,
                max_queue: int = MAX_QUEUE, max_models: int = MAX_MODELS,
                registry: SessionRegistry | None = None) -> gr.Blocks:
-    """Lay out the three tabs and wire them to their functions. Launches nothing.
+    """Lay out the four tabs and wire them to their functions. Launches nothing.
 
     ``device``: where sessions train ("auto": CUDA when there is a GPU). ``max_runs``: trainings
     at once, across all tabs; more wait in the queue. ``max_queue``: events that may wait (more
     are refused). ``max_models``: models kept in memory across tabs (at least ``max_runs``).
     ``final_test``: score the end of each run on the first that many test digits instead of all
     10,000 (tests use it to stay quick). The sessions' registry is ``registry`` or a new one,
-    and stays reachable as ``demo.sessions``.
+    and stays reachable as ``demo.sessions``; the uploaded clips' store as ``demo.clip_store``.
     """
     _check_limits(max_runs, max_queue, max_models)
     registry = registry or SessionRegistry()
     registry.max_models = max_models
+    clip_store = ClipStore()             # the uploaded clips of every tab, within its disk and memory caps
     with gr.Blocks(title="cnnlstm-edu: a CNN-LSTM, live", analytics_enabled=False,
                    delete_cache=(900, 3600)) as demo:
         # One Session per tab. time_to_live is a backstop for tabs whose unload never arrives.
@@ -106,15 +110,19 @@ def build_demo(device: str = "auto", max_runs: int = MAX_RUNS, final_test: int |
                 trying = try_tab()
             with gr.Tab("Shapes", id="shapes"):
                 shapes = shapes_tab()
+            with gr.Tab("Your clips", id="clips"):
+                clipping = clips_tab()
         demo.load(bind(open_session, registry), None, state, api_name=False,
                   show_progress="hidden")
         demo.unload(bind(close_session, registry))
         _wire_train(training, trying, state, options, registry, max_runs)
         _wire_try(trying, state)
         _wire_shapes(shapes)
+        wire_clips(clipping, state, options, ClipsServer(registry, clip_store), max_runs)
     # Everything but training (a trace, a Try-it reading) takes well under a second: 4 at once.
     demo.queue(default_concurrency_limit=4, max_size=max_queue)
     demo.sessions = registry
+    demo.clip_store = clip_store
     return demo
 
 

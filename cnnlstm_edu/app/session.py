@@ -108,6 +108,7 @@ class Session:
         self._checkpoint_dir: str | None = None
         self.checkpoint: str | None = None  # the file the "download model" button offers, if any
         self.onnx: str | None = None        # the model's one-step ONNX graph, once exported
+        self.clips = None                   # the learner's uploaded clips (a clip_store.ClipUpload), if any
 
     def __enter__(self) -> Session:
         if not self._run_lock.acquire(blocking=False):
@@ -164,10 +165,13 @@ class Session:
         self._remove_checkpoint()
 
     def close(self) -> None:
-        """The tab is gone: stop its run and let its model go."""
+        """The tab is gone: stop its run and let its model go, and its uploaded clips (their folder)."""
         self.closed = True
         self.stop.set()
         self.free("the tab was closed")
+        clips, self.clips = self.clips, None
+        if clips is not None:
+            clips.remove("the tab was closed")
 
     def save(self) -> str:
         """Write the model to a fresh checkpoint file named after it; returns its path.
@@ -196,6 +200,8 @@ class Session:
         else:
             info = {"task": settings.task, "classes": list(settings.app_task.classes or ()),
                     "settings": settings.describe()}
+        if hasattr(settings, "checkpoint_facts"):       # a learner's clips: how to read a new one
+            info.update(settings.checkpoint_facts())
         if result is not None:
             info.update(test_acc=result.test_acc, test_size=result.test_size, steps=result.steps)
         return info

@@ -64,6 +64,7 @@ class AppTask:
     noun: str                      # what one example is called on the page
     classes: tuple[str, ...] | None = None   # class names (None: the class number is the name)
     short: tuple[str, ...] | None = None     # a column header per class, for the belief table
+    kept_for: str = "the Try-it tab"          # where the page says a trained model can be tried
 
     @property
     def frame_size(self) -> int:
@@ -71,7 +72,8 @@ class AppTask:
 
     @property
     def num_classes(self) -> int:
-        return TASKS[self.name].num_classes
+        """The task's classes; a learner's clips (not a task of the CLI's table) count their names."""
+        return TASKS[self.name].num_classes if self.name in TASKS else len(self.classes or ())
 
     def class_name(self, k: int) -> str:
         return self.classes[k] if self.classes else str(k)

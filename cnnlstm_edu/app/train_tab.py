@@ -26,10 +26,10 @@ from .fields import ChoiceField, NumberField
 from .session import Session, SessionBusy, SessionRegistry
 from .settings import APP_TASKS, HIDDEN_FIELD, MODEL_CHOICES, PROBE_INDEX, TASK_CHOICES, TrainSettings
 from .training import device_label, train_updates
-from .views import beliefs_html, curve_frame, gallery_items, step_accuracy_table
+from .views import activation_image, beliefs_html, curve_frame, gallery_items, step_accuracy_table
 
 __all__ = ["TrainOutputs", "TrainTab", "budget_changed", "export_onnx", "failure_message", "model_changed",
-           "onnx_cleared", "press", "stop", "task_changed", "train", "train_tab"]
+           "onnx_cleared", "press", "run_view", "run_views", "stop", "task_changed", "train", "train_tab"]
 
 log = logging.getLogger(__name__)
 COLORS = {"train": "#3182bd", "test": "#e6550d"}
@@ -153,7 +153,7 @@ def train_tab(device: str) -> TrainTab:
                                                   elem_id="download-onnx")
             onnx_note = gr.Markdown("", elem_id="onnx-note")
         with gr.Column(scale=3):
-            loss, accuracy, activations, hidden_img, beliefs, activations_note, beliefs_note = _run_views()
+            loss, accuracy, activations, hidden_img, beliefs, activations_note, beliefs_note = run_views()
     with gr.Row():
         final = gr.Markdown("", elem_id="final")
     with gr.Row():
@@ -165,26 +165,27 @@ def train_tab(device: str) -> TrainTab:
                     activations_note, beliefs_note, onnx_btn, onnx_download, onnx_note)
 
 
-def _run_views():
-    """The curves, the probe digit's activations, its beliefs and the hidden state."""
+def run_views(prefix: str = "", notes: tuple[str, str] = NOTES["quadrants"][:2], height: int = 190):
+    """The curves, the probe example's activations, its beliefs and the hidden state. ``prefix``
+    starts every ``elem_id`` (the clips tab has its own copy of these views on the same page)."""
     with gr.Row():
         loss = gr.LinePlot(None, x="epoch", y="loss", color="series", label="loss", color_map=COLORS,
-                           elem_id="loss-plot")
+                           elem_id=f"{prefix}loss-plot")
         accuracy = gr.LinePlot(None, x="epoch", y="accuracy", color="series", label="accuracy",
-                               color_map=COLORS, elem_id="accuracy-plot")
-    activations_note = gr.Markdown(NOTES["quadrants"][0], elem_id="activations-note")
+                               color_map=COLORS, elem_id=f"{prefix}accuracy-plot")
+    activations_note = gr.Markdown(notes[0], elem_id=f"{prefix}activations-note")
     activations = gr.Image(label="per-frame activations", show_label=False, type="numpy", format="png",
-                           interactive=False, elem_id="activations", elem_classes="pixelated", height=190,
-                           buttons=["download", "fullscreen"])
+                           interactive=False, elem_id=f"{prefix}activations", elem_classes="pixelated",
+                           height=height, buttons=["download", "fullscreen"])
     with gr.Row():
         with gr.Column(scale=3):
-            beliefs_note = gr.Markdown(NOTES["quadrants"][1], elem_id="beliefs-note")
-            beliefs = gr.HTML(beliefs_html(None), elem_id="beliefs")
+            beliefs_note = gr.Markdown(notes[1], elem_id=f"{prefix}beliefs-note")
+            beliefs = gr.HTML(beliefs_html(None), elem_id=f"{prefix}beliefs")
         with gr.Column(scale=2):
             gr.Markdown("**Hidden state** after each step: a row per step, a column per unit "
                         "(blue -1, white 0, red +1).")
             hidden_img = gr.Image(label="hidden state", show_label=False, type="numpy", format="png",
-                                  interactive=False, elem_id="hidden", elem_classes="pixelated", height=120,
+                                  interactive=False, elem_id=f"{prefix}hidden", elem_classes="pixelated", height=120,
                                   buttons=["download", "fullscreen"])
     return loss, accuracy, activations, hidden_img, beliefs, activations_note, beliefs_note
 
@@ -237,26 +238,30 @@ def train(registry: SessionRegistry, session: Session | None, model_label: str, 
 
 
 def _update(session: Session, u) -> TrainOutputs:
-    task = APP_TASKS[u.task]
-    out = TrainOutputs(session, status=u.status, loss=_curve(u.history, "loss"),
-                       accuracy=_curve(u.history, "accuracy"), activations=_activation_image(u.probe),
-                       hidden_img=_hidden_image(u.probe),
-                       beliefs=beliefs_html(u.probe.probs, u.order, u.probe_label, task.classes, task.short))
+    out = TrainOutputs(session, **run_view(session, u, APP_TASKS[u.task]))
+    if u.kind == "start" and u.order is not None:  # Try it reads quadrants in the run's order
+        out.try_order = u.order
+    return out
+
+
+def run_view(session: Session, u, task) -> dict:
+    """What one update of a run shows, by the names of :class:`TrainOutputs` (the clips tab has
+    the same views): ``task`` (an :class:`~.settings.AppTask`) names the classes."""
+    out = dict(status=u.status, loss=_curve(u.history, "loss"), accuracy=_curve(u.history, "accuracy"),
+               activations=activation_image(u.probe), hidden_img=_hidden_image(u.probe),
+               beliefs=beliefs_html(u.probe.probs, u.order, u.probe_label, task.classes, task.short))
     if u.kind == "start":
-        out.final, out.confusion, out.mistakes = "", None, []
-        if u.order is not None:                    # Try it reads quadrants in the run's order
-            out.try_order = u.order
-        out.download = gr.DownloadButton(value=None, interactive=False)
+        out.update(final="", confusion=None, mistakes=[], download=gr.DownloadButton(value=None, interactive=False))
     if u.kind == "end":
         r = u.result
-        out.final = (f"### Test accuracy: {r.test_acc:.2%}\n"
-                     f"on {r.test_size:,} test {task.noun}; {r.epochs:.2f} epochs, {r.steps} steps in "
-                     f"{r.train_seconds:.1f} s of training. After each frame:\n\n"
-                     f"{step_accuracy_table(r.step_accuracy, 1 / task.num_classes)}\n\n"
-                     f"Below: where the mistakes go, and {len(r.wrong_labels)} of them.")
-        out.confusion = _confusion_figure(r.confusion, task.short)
-        out.mistakes = gallery_items(r.wrong_images, r.wrong_labels, r.wrong_preds, task.classes)
-        out.download = _download_button(session)
+        out["final"] = (f"### Test accuracy: {r.test_acc:.2%}\n"
+                        f"on {r.test_size:,} test {task.noun}; {r.epochs:.2f} epochs, {r.steps} steps in "
+                        f"{r.train_seconds:.1f} s of training. After each frame:\n\n"
+                        f"{step_accuracy_table(r.step_accuracy, 1 / task.num_classes)}\n\n"
+                        f"Below: where the mistakes go, and {len(r.wrong_labels)} of them.")
+        out["confusion"] = _confusion_figure(r.confusion, task.short or task.classes)
+        out["mistakes"] = gallery_items(r.wrong_images, r.wrong_labels, r.wrong_preds, task.classes)
+        out["download"] = _download_button(session)
     return out
 
 
@@ -321,15 +326,6 @@ def _curve(history: list[dict], metric: str):
     return frame if len(frame) else None
 
 
-def _activation_image(p):
-    from ..viz import activation_mosaic
-
-    # Quadrants: (180, 798, 3), 42-px cells (a pixel 3x3), a row per frame. Direction's 24x24
-    # frames: 48-px cells (a pixel 2x2), (308, 900, 3).
-    H = p.frames.shape[-1]
-    return activation_mosaic(p, cell=42 if H <= 14 else 2 * H)
-
-
 def _hidden_image(p):
     from ..viz import heatmap_image
 
@@ -345,8 +341,10 @@ def _confusion_figure(cm, names=None):
     title = None if names is None else f"accuracy {int(cm.trace()) / max(total, 1):.2%} on {total} clips"
     fig = plot_confusion(cm, title=title)
     if names is not None:                      # class names in place of their numbers
+        names = [str(n).replace("$", r"\$") for n in names]   # a learner's folder name is no formula
         ax = fig.axes[0]
-        ax.set_xticks(range(len(names)), names)
+        slanted = max(map(len, names)) > 3     # words, not arrows: slanted so that they don't overlap
+        ax.set_xticks(range(len(names)), names, rotation=45 if slanted else 0, ha="right" if slanted else "center")
         ax.set_yticks(range(len(names)), names)
     return fig
 

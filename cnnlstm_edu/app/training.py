@@ -191,10 +191,11 @@ class _Pacer:
                                                                         cost * (1 - self.share) / self.share)
 
 
-def _start(session: Session, settings: TrainSettings):
-    """A fresh model for ``session`` (the previous one and its file let go) and its data."""
+def _start(session: Session, settings: TrainSettings, data: TaskData | None = None):
+    """A fresh model for ``session`` (the previous one and its file let go) and its data: ``data``
+    when given (a learner's clips), else the task's own."""
     session.stop.clear()
-    data = task_data(settings.task, settings.order)
+    data = data if data is not None else task_data(settings.task, settings.order)
     torch.manual_seed(settings.seed)
     model = build_model(settings.model, **settings.model_config())
     session.free()
@@ -227,17 +228,17 @@ def _final(model, data: QuadrantData, settings: TrainSettings, last: Event, hist
         step_accuracy=accuracy_per_step(every.argmax(-1), labels).tolist())
 
 
-def _end_status(result: RunResult, last: Event, noun: str = "digits") -> str:
+def _end_status(result: RunResult, last: Event, noun: str = "digits", kept_for: str = "the Try-it tab") -> str:
     how = "Stopped" if result.stopped else "Done"
     return (f"{how}: test accuracy **{result.test_acc:.2%}** on {result.test_size:,} test {noun} after "
             f"{last.seconds:.1f} s of training ({last.epoch:.2f} epochs, {last.step} steps, "
             f"{result.samples_per_second:,.0f} samples/s) on {last.device}. "
-            "The model is kept for the Try-it tab.")
+            f"The model is kept for {kept_for}.")
 
 
-def train_updates(session: Session, settings: TrainSettings, *, min_interval: float = 0.5,
-                  share: float = 0.04, test_share: float = 0.03, test_every: float = 1.0,
-                  test_subset: int = 500, misclassified: int = 12) -> Iterator[TrainUpdate]:
+def train_updates(session: Session, settings: TrainSettings, *, data: TaskData | None = None,
+                  min_interval: float = 0.5, share: float = 0.04, test_share: float = 0.03,
+                  test_every: float = 1.0, test_subset: int = 500, misclassified: int = 12) -> Iterator[TrainUpdate]:
     """Train a fresh model for ``session`` and yield what the page shows, as it happens.
 
     The first update comes before the first step (device, the untrained model's view of the
@@ -246,11 +247,13 @@ def train_updates(session: Session, settings: TrainSettings, *, min_interval: fl
     ``session.stop.set()`` ends training after the current step; the model trained so far stays
     in ``session.model``. The run holds the session (``with session``): a second run raises
     :class:`SessionBusy` before touching anything. A run that raises frees its own model.
+    ``data``: train on these examples (a learner's clips, :mod:`.clip_store`) instead of the
+    task's own; ``settings`` then describe them (:class:`~.clip_settings.ClipSettings`).
     """
     with session:
         try:
             yield from _run(session, settings, _Pacer(min_interval, share, test_share, test_every),
-                            test_subset, misclassified)
+                            test_subset, misclassified, data)
         except Exception:
             session.free("its last run failed")   # a half-trained model is no use; memory is wanted
             raise
@@ -261,9 +264,9 @@ def train_updates(session: Session, settings: TrainSettings, *, min_interval: fl
 
 
 def _run(session: Session, settings: TrainSettings, pacer: _Pacer, test_subset: int,
-         misclassified: int) -> Iterator[TrainUpdate]:
+         misclassified: int, data: TaskData | None = None) -> Iterator[TrainUpdate]:
     t_click = time.perf_counter()
-    model, data = _start(session, settings)
+    model, data = _start(session, settings, data)
     device = resolve_device(settings.device)
     history = session.history
     probe_x, probe_y = data.test_x[settings.probe_index], int(data.test_y[settings.probe_index])  # (T, 1, H, W)
@@ -308,7 +311,8 @@ def _run(session: Session, settings: TrainSettings, pacer: _Pacer, test_subset: 
     stopped = bool(last.extra.get("stopped")) if last.extra else session.stop.is_set()
     result = session.result = _final(model, data, settings, last, history, wall, stopped, misclassified)
     pacer.timings["wall_seconds"] = wall
-    yield TrainUpdate("end", _end_status(result, last, settings.app_task.noun), last.device, list(history),
+    ending = _end_status(result, last, settings.app_task.noun, settings.app_task.kept_for)
+    yield TrainUpdate("end", ending, last.device, list(history),
                       probe(model, probe_x), probe_y, data.order, event=last, result=result,
                       timings=dict(pacer.timings), task=settings.task)
 

@@ -125,16 +125,19 @@ def stream_beliefs(model: nn.Module, seq: torch.Tensor) -> torch.Tensor:
 
 
 def frames_strip(seq: torch.Tensor, cell: int = 84, gap: int = 6) -> np.ndarray:
-    """The frames ``(T, 1, H, W)`` side by side as one greyscale image, in the order they are fed.
+    """The frames ``(T, 1, H, W)`` side by side as one greyscale image, in the order they are fed;
+    colour frames ``(T, 3, H, W)`` as one RGB image.
 
     >>> frames_strip(torch.zeros(4, 1, 14, 14)).shape
     (84, 354)
+    >>> frames_strip(torch.zeros(2, 3, 32, 32, dtype=torch.uint8)).shape
+    (64, 134, 3)
     """
-    T, _, H, W = seq.shape
+    T, C, H, W = seq.shape
     k = max(1, cell // max(H, W))
-    frames = to_float(seq[:, 0]).numpy()                           # (T, H, W) in [0, 1]
-    big = upscale(frames, k, axes=(1, 2))                          # (T, kH, kW)
-    out = np.full((k * H, T * k * W + (T - 1) * gap), 0.55)        # grey gaps between frames
+    frames = to_float(seq[:, 0] if C == 1 else seq.permute(0, 2, 3, 1)).numpy()   # (T, H, W[, 3]) in [0, 1]
+    big = upscale(frames, k, axes=(1, 2))                          # (T, kH, kW[, 3])
+    out = np.full((k * H, T * k * W + (T - 1) * gap) + frames.shape[3:], 0.55)   # grey gaps between frames
     for t in range(T):
         out[:, t * (k * W + gap):t * (k * W + gap) + k * W] = big[t]
     return (out * 255).round().astype(np.uint8)

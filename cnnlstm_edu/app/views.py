@@ -6,8 +6,10 @@ trains. Nothing here imports gradio.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import math
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -16,7 +18,8 @@ import torch
 
 from ..viz.images import upscale
 
-__all__ = ["beliefs_html", "clip_trail", "curve_frame", "digit_image", "gallery_items", "step_accuracy_table"]
+__all__ = ["activation_image", "beliefs_html", "clip_trail", "curve_frame", "digit_image", "gallery_items", "markdown_text",
+           "step_accuracy_table"]
 
 _BAR, _TOP, _TRUE = "#6baed6", "#fd8d3c", "#31a354"
 
@@ -150,3 +153,27 @@ def gallery_items(images: torch.Tensor, labels: list[int], preds: list[int],
     name = (lambda k: str(k)) if classes is None else (lambda k: classes[k])
     show = (lambda img: digit_image(img.numpy(), 112)) if images.dim() == 3 else (lambda img: clip_trail(img, 112))
     return [(show(img), f"{name(y)} -> {name(p)}") for img, y, p in zip(images, labels, preds)]
+
+
+def markdown_text(text) -> str:
+    r"""``text`` (a learner's file or folder name) as literal Markdown: no link, emphasis or HTML.
+
+    >>> print(markdown_text("[x](http://a) *b* <i>"))
+    \[x\]\(http://a\) \*b\* &lt;i&gt;
+    """
+    return re.sub(r"([\\`*_{}\[\]()#+\-!|~$])", r"\\\1", html.escape(str(text), quote=False))
+
+
+def activation_image(p) -> np.ndarray:
+    """A :class:`~cnnlstm_edu.analysis.Probe` as the page's mosaic: a row per frame, the frame then
+    the first 8 maps of each conv block. Quadrants: (180, 798, 3), 42-px cells (a pixel 3x3);
+    direction's 24x24 frames: 48-px cells (a pixel 2x2), (308, 900, 3); larger frames at most 64 px.
+    Colour frames are drawn by their luminance.
+    """
+    from ..viz import activation_mosaic
+
+    H = p.frames.shape[-1]
+    if p.frames.shape[1] == 3:
+        weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+        p = dataclasses.replace(p, frames=(p.frames * weights).sum(1, keepdim=True))   # (T, 1, H, W)
+    return activation_mosaic(p, cell=42 if H <= 14 else max(H, min(2 * H, 64)))

@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,7 +193,8 @@ def _skip(skipped: list[str], error: ClipError) -> None:
 def video_folder(root: str | os.PathLike, frames: int = 8, size: int | tuple[int, int] | None = None,
                  channels: int | None = None, short: str = "loop", *, cache: bool = True,
                  progress: bool = True, max_clips: int = 5000, max_side: int = 4096,
-                 max_frames: int = 20_000, max_bytes: int = 2 << 30) -> VideoClips:
+                 max_frames: int = 20_000, max_bytes: int = 2 << 30,
+                 max_seconds: float | None = None) -> VideoClips:
     """Read every clip under ``root`` (one sub-folder per class) as uint8 ``(N, T, C, H, W)``.
 
     - ``frames``: T, sampled uniformly from each clip (first and last frame included).
@@ -207,10 +209,14 @@ def video_folder(root: str | os.PathLike, frames: int = 8, size: int | tuple[int
     - Caps, checked before the work they guard: ``max_clips`` clips, frames of at most
       ``max_side`` pixels a side (read from each header), ``max_frames`` decoded frames per
       clip, and ``max_bytes`` for the returned tensor.
+    - ``max_seconds``: refuse the folder once decoding has taken this long (checked before each
+      clip; a server's bound on one request, since a few kilobytes of video can hold long clips).
     """
     frames, size, channels = _check_settings(frames, size, channels, short, max_side)
     for value, name in ((max_clips, "max_clips"), (max_frames, "max_frames"), (max_bytes, "max_bytes")):
         check_number(value, name, integer=True, low=1, owner="video_folder")
+    if max_seconds is not None:
+        check_number(max_seconds, "max_seconds", low=0, low_open=True, owner="video_folder")
     root = Path(root)
     classes, items = _scan(root, max_clips)
     settings = {"frames": frames, "size": list(size) if size else None, "channels": channels, "short": short}
@@ -234,7 +240,8 @@ def video_folder(root: str | os.PathLike, frames: int = 8, size: int | tuple[int
         raise ValueError(f"video_folder: {len(infos)} clips of {frames} frames of {channels}x{size[0]}x"
                          f"{size[1]} need {need / 2**20:.0f} MiB, above max_bytes={max_bytes / 2**20:.0f} "
                          "MiB; pass a smaller size or fewer frames, or raise max_bytes")
-    data = _decode_all(root, classes, infos, frames, size, channels, short, max_frames, skipped, progress)
+    data = _decode_all(root, classes, infos, frames, size, channels, short, max_frames, skipped, progress,
+                       max_seconds)
     data.settings = {**settings, "size": list(size), "channels": channels}
     if key is not None:
         save_cached(root / CACHE_DIR, key, data)
@@ -279,15 +286,19 @@ def _refuse_empty(root: Path, classes: list[str], labels: list[int], skipped: li
 
 
 def _decode_all(root, classes, infos, frames, size, channels, short, max_frames, skipped,
-                progress) -> VideoClips:
+                progress, max_seconds=None) -> VideoClips:
     from tqdm.auto import tqdm
 
+    start = time.monotonic()
     N = len(infos)
     # numpy, not torch, while decoding: a torch op between two decodes wakes torch's worker
     # threads, whose busy-waiting then takes the cores from FFmpeg (measured: 5x slower on 2 cores)
     clips = np.zeros((N, frames, channels, *size), dtype=np.uint8)       # (N, T, C, H, W): black padding
     labels, lengths, files, keep = [], [], [], []
     for n, (info, label) in enumerate(tqdm(infos, desc="decoding clips", unit="clip", disable=not progress)):
+        if max_seconds is not None and time.monotonic() - start > max_seconds:
+            raise ValueError(f"video_folder: decoding {root} took more than max_seconds={max_seconds:g} s "
+                             f"({n} of {N} clips decoded); use fewer or shorter clips, or raise max_seconds")
         try:
             kept = decode(info, frames, size, channels, short, max_frames)   # (T', C, H, W)
         except ClipError as e:
