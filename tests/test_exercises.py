@@ -542,3 +542,17 @@ def test_each_lesson_ends_with_an_intro_then_title_skeleton_and_check_per_exerci
         assert [source for kind, source in cells[4::3]] == [exercise(n).check_cell for n in chosen]
     with pytest.raises(ValueError, match="lessons are"):
         lesson_cells(11)
+
+
+@pytest.mark.parametrize("lesson", sorted(names()))
+def test_each_lesson_notebook_holds_its_exercise_cells_as_the_package_writes_them(lesson):
+    # The cells are pasted, not generated at run time: a skeleton changed here must be pasted again.
+    import json
+
+    [path] = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob(f"{lesson:02d}_*.ipynb"))
+    cells = [(c["cell_type"], "".join(c["source"])) for c in json.loads(path.read_text(encoding="utf-8"))["cells"]]
+    want = lesson_cells(lesson)
+    start = cells.index(want[0])
+    assert cells[start:start + len(want)] == want, f"{path.name}: paste lesson_cells({lesson}) again"
+    after = cells[start + len(want):]
+    assert not after or after[0][1].startswith("## Summary"), f"{path.name}: the exercises come just before the Summary"
