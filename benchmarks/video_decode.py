@@ -59,7 +59,7 @@ def train_runs(root: Path, frames: int, size: int, epochs: float) -> list[dict]:
     """``train --data root`` cold (its cache removed first) and then from the cache, each in a
     fresh process; their JSON results, with ``wall_seconds`` and the load at the end."""
     flags = ["--data", str(root), "--frames", str(frames), "--size", str(size), "--channels", "1",
-             "--epochs", f"{epochs:g}", "--device", "cpu"]
+             "--epochs", f"{epochs:g}", "--device", "cpu", "--threads", "1"]
     shutil.rmtree(root / ".cnnlstm_edu-cache", ignore_errors=True)
     return [train_cli(*flags), train_cli(*flags)]
 

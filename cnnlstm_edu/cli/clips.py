@@ -9,10 +9,11 @@ it is, and then, as in Keras' CNN-RNN video example, every frame goes through it
 (:func:`~cnnlstm_edu.models.frame_features`) and only the LSTM and classifier train.
 
 >>> from cnnlstm_edu.cli import build_parser
->>> args = build_parser().parse_args(["train", "--data", "clips", "--freeze"])
->>> check_clip_options(args)
+>>> check_clip_options(build_parser().parse_args(["train", "--freeze"]))
 Traceback (most recent call last):
-ValueError: --freeze keeps a pretrained frame CNN as it is, and --backbone scratch has learned nothing: add --backbone mnist (or a torchvision backbone), or leave --freeze out
+ValueError: --freeze sets how clips are read and learned: it needs --data FOLDER (a folder with one sub-folder of clips per class)
+>>> setting(build_parser().parse_args(["train", "--data", "clips"]), "frames")   # the default
+8
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 import torch
 
 __all__ = ["CLIP_DEFAULTS", "CLIP_MODELS", "ClipData", "backbone_weights", "check_clip_options",
-           "clip_fields", "clip_result", "per_class_accuracy", "read_clips", "training_data"]
+           "clip_fields", "clip_result", "per_class_accuracy", "read_clips", "setting", "training_data"]
 
 # 60-100 clips learn best in small batches: a few steps per epoch, ten epochs.
 CLIP_DEFAULTS = {"batch_size": 16, "lr": 4e-3, "epochs": 10.0}
