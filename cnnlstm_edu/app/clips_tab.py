@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import types
 import weakref
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from .clip_store import ClipStore, ClipsRefused, sample_zip
 from .fields import ChoiceField, NumberField
 from .server import MAX_UPLOAD
 from .session import Session, SessionBusy, SessionRegistry
-from .train_tab import failure_message, press, run_view, run_views, stop, warn
+from .train_tab import RunOutputs, failure_message, press, run_view, run_views, stop, warn
 from .training import train_updates
 from .views import beliefs_html, markdown_text
 
@@ -86,27 +86,10 @@ class ClipsTab:
 
 
 @dataclass
-class ClipOutputs:
-    """What one update of a run on the clips changes; ``gr.skip()`` leaves a field as it is."""
+class ClipOutputs(RunOutputs):
+    """What one update of a run on the clips changes (the Train tab's views), then the model's download."""
 
-    state: Any = field(default_factory=gr.skip)
-    status: Any = field(default_factory=gr.skip)
-    loss: Any = field(default_factory=gr.skip)
-    accuracy: Any = field(default_factory=gr.skip)
-    activations: Any = field(default_factory=gr.skip)
-    hidden_img: Any = field(default_factory=gr.skip)
-    beliefs: Any = field(default_factory=gr.skip)
-    final: Any = field(default_factory=gr.skip)
-    confusion: Any = field(default_factory=gr.skip)
-    mistakes: Any = field(default_factory=gr.skip)
     download: Any = field(default_factory=gr.skip)
-
-    @classmethod
-    def names(cls) -> list[str]:
-        return [f.name for f in fields(cls)]
-
-    def values(self) -> tuple:
-        return tuple(getattr(self, name) for name in self.names())
 
 
 @dataclass
@@ -190,7 +173,7 @@ def _file_path(value) -> Path | None:
 def _summary(upload, prepared) -> str:
     classes = ", ".join(f"**{markdown_text(name)}** ({train} + {test})" for name, train, test in
                         zip(prepared.classes, prepared.train_counts, prepared.test_counts))
-    text = (f"**{len(prepared.classes)} classes** from `{markdown_text(upload.name)}`: {classes} clips "
+    text = (f"**{len(prepared.classes)} classes** from {markdown_text(upload.name)}: {classes} clips "
             f"(for training + held out). Read as {prepared.format.describe()}. Press **Train**.")
     if prepared.skipped:
         shown = "; ".join(markdown_text(s) for s in prepared.skipped[:3])

@@ -28,7 +28,7 @@ from .settings import APP_TASKS, HIDDEN_FIELD, MODEL_CHOICES, PROBE_INDEX, TASK_
 from .training import device_label, train_updates
 from .views import activation_image, beliefs_html, curve_frame, gallery_items, step_accuracy_table
 
-__all__ = ["TrainOutputs", "TrainTab", "budget_changed", "export_onnx", "failure_message", "model_changed",
+__all__ = ["RunOutputs", "TrainOutputs", "TrainTab", "budget_changed", "export_onnx", "failure_message", "model_changed",
            "onnx_cleared", "press", "run_view", "run_views", "stop", "task_changed", "train", "train_tab"]
 
 log = logging.getLogger(__name__)
@@ -97,9 +97,9 @@ class TrainTab:
 
 
 @dataclass
-class TrainOutputs:
+class RunOutputs:
     """What one update of a run changes on the page; a field left as ``gr.skip()`` stays as it is.
-    ``build_demo`` wires the components of these names, in this order."""
+    ``build_demo`` wires the components of these names, in this order (a tab adds its own last)."""
 
     state: Any = field(default_factory=gr.skip)
     status: Any = field(default_factory=gr.skip)
@@ -111,8 +111,6 @@ class TrainOutputs:
     final: Any = field(default_factory=gr.skip)
     confusion: Any = field(default_factory=gr.skip)
     mistakes: Any = field(default_factory=gr.skip)
-    try_order: Any = field(default_factory=gr.skip)
-    download: Any = field(default_factory=gr.skip)
 
     @classmethod
     def names(cls) -> list[str]:
@@ -120,6 +118,14 @@ class TrainOutputs:
 
     def values(self) -> tuple:
         return tuple(getattr(self, name) for name in self.names())
+
+
+@dataclass
+class TrainOutputs(RunOutputs):
+    """The Train tab's: the Try-it tab's quadrant order follows the run, then the model's download."""
+
+    try_order: Any = field(default_factory=gr.skip)
+    download: Any = field(default_factory=gr.skip)
 
 
 def train_tab(device: str) -> TrainTab:
