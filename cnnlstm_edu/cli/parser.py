@@ -132,8 +132,8 @@ def _add_clips(train) -> None:
     clips = train.add_argument_group(
         "your own clips (docs/clips.md)",
         "--data FOLDER trains a classifier on a folder with one sub-folder of clips per class (video "
-        "files, animated GIFs, folders of frame images); a deterministic 25 %% of each class is held "
-        "out. Without these flags, the clips are read as they are: 8 frames, their own size and colour")
+        "files, animated GIFs, folders of frame images); the same clips of each class are held out on "
+        "every run (--test-fraction). Without the flags below, the clips are read as they are: 8 frames, their own size and colour")
     clips.add_argument("--data", metavar="FOLDER", default=None,
                        help="the folder of class sub-folders (decoded once, then read from its cache)")
     clips.add_argument("--frames", type=_number(integer=True, low=2, high=10_000), default=None, metavar="T",
@@ -154,7 +154,7 @@ def _add_clips(train) -> None:
                        help="keep the pretrained frame CNN as it is (Keras' trainable=False): its "
                             "features are computed once, and only the LSTM and classifier train")
     clips.add_argument("--test-fraction", type=_number(low=0, high=0.9, low_open=True), default=None,
-                       help="the share of each class held out for the test (default 0.25)")
+                       metavar="F", help="the share of each class held out for the test (default 0.25)")
 
 
 def _add_predict(commands) -> None:
