@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from cnnlstm_edu import load_checkpoint
+from cnnlstm_edu.checkpoint import read_clip_info
 from cnnlstm_edu.app.clip_settings import ClipCaps, ClipFormat, ClipSettings
 from cnnlstm_edu.app.clip_store import ClipsRefused, ClipStore, sample_zip
 from cnnlstm_edu.app.clips_tab import ClipsServer, classify_clip, train_clips, upload_clips, use_sample
@@ -83,7 +84,8 @@ def test_sample_trains_live_then_classifies_one_clip_frame_by_frame(server, one_
     # The checkpoint keeps the class names and how to read a new clip.
     model, info = load_checkpoint(button_file(last["download"]))
     assert info["classes"] == ["down", "left", "right"] and info["task"] == "clips"
-    assert info["preprocessing"] == {"frames": 6, "size": [24, 24], "channels": 1, "short": "loop"}
+    assert read_clip_info(info, "app.safetensors", 3) == (
+        ["down", "left", "right"], {"frames": 6, "size": [24, 24], "channels": 1, "short": "loop"})
 
     message, frames, beliefs, activations = classify_clip(session, str(one_clip))
     assert message.startswith("After all 6 frames it says") and "This tab's model" in message
@@ -96,6 +98,10 @@ def test_sample_trains_live_then_classifies_one_clip_frame_by_frame(server, one_
     whole = session.model.eval()(to_float(clip)[None], all_steps=True).softmax(-1)[0]       # (T, 3)
     from cnnlstm_edu.app.tryit import stream_beliefs
     torch.testing.assert_close(stream_beliefs(session.model, clip), whole, atol=1e-5, rtol=1e-4)
+    # The downloaded model, read back by the CLI's predict, says the same after every frame.
+    from cnnlstm_edu.cli.predict import predict_clips
+    (cli,) = predict_clips(model, *read_clip_info(info, "app.safetensors", 3), [str(one_clip)])
+    torch.testing.assert_close(torch.tensor(cli.probs), whole.detach(), atol=1e-4, rtol=1e-3)
 
     folder = session.clips.folder
     assert folder.is_dir() and server.store.disk_held() > 0 and server.store.memory_held() > 0

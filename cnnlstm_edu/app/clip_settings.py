@@ -152,6 +152,11 @@ class ClipSettings:
                 f"lr {self.lr:g}, {self.seconds:g} s")
 
     def checkpoint_facts(self) -> dict:
-        """What a checkpoint keeps to read a new clip as these were read (``load_clip(path, **preprocessing)``)."""
+        """What a checkpoint keeps to read a new clip as these were read, in the CLI's form
+        (:func:`~cnnlstm_edu.checkpoint.clip_info`): ``predict CHECKPOINT CLIP`` runs the app's model."""
+        from ..checkpoint import clip_info
+
+        name, trainable = ENCODERS[self.encoder]
         options = self.read.read_options()
-        return {"preprocessing": {**options, "size": list(options["size"])}}
+        read = {**options, "size": list(options["size"])}
+        return {"clips": clip_info(list(self.app_task.classes or ()), read, name, freeze=not trainable)}
