@@ -69,7 +69,8 @@ def test_accuracy_per_class_adds_up_to_the_overall_accuracy(trained):
 def test_the_checkpoint_keeps_the_classes_and_how_the_clips_were_read(trained):
     result, path = trained
     model, info = load_checkpoint(path)
-    assert model.config.num_classes == 3 and tuple(model.config.frame_size) == (32, 32)
+    assert model.config.num_classes == 3 and model.config.frame_size == 32     # square: one number
+    assert info["class_names"] == result["classes"]        # where export_onnx looks for output names
     classes, settings = read_clip_info(info, path, num_classes=3)
     assert classes == result["classes"] and info["test_acc"] == result["test_acc"]
     assert settings == {"frames": 8, "size": [32, 32], "channels": 1, "short": "loop"}
@@ -267,3 +268,22 @@ def test_ddp_ranks_train_on_the_same_cached_folder_and_rank_0_alone_reports(shor
     assert proc.stderr.count("decoding clips: 100%") <= 1              # rank 0 decoded; rank 1 read its cache
     _, info = load_checkpoint(save)
     assert info["clips"]["settings"]["frames"] == 5
+
+
+def test_a_clip_classifier_exports_to_onnx_with_its_class_names(trained, tmp_path):
+    from cnnlstm_edu.deploy import read_metadata
+
+    _, path = trained
+    code, out, err = run_main("export", path, "--onnx", tmp_path / "clips.onnx", "--check", "--clips", 2)
+    assert code == 0, err
+    assert "2 random clips (the training folder is not in the checkpoint) of 8 frames" in out and "within" in out
+    assert read_metadata(tmp_path / "clips.onnx")["class_names"] == ["down", "left", "right"]
+
+
+def test_export_refuses_a_clip_classifier_of_oblong_frames_in_one_line(short_clips, tmp_path):
+    path = tmp_path / "oblong.safetensors"
+    code, _, err = run_main("train", "--data", short_clips, "--frames", 3, "--size", 16, 32, "--epochs", 0.2,
+                            "--device", "cpu", "--save", path)
+    assert code == 0, err
+    code, _, err = run_main("export", path, "--onnx", tmp_path / "oblong.onnx")
+    assert code == 2 and "reads 16x32 frames" in err and "square frames only" in err and err.count("\n") == 1

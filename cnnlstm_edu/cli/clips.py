@@ -155,8 +155,8 @@ def clip_fields(args: argparse.Namespace, size: list[int], channels: int, num_cl
     if args.model != "cnn_lstm" and H != W:
         raise ValueError(f"--model {args.model} reads square frames, and the clips of --data are {H}x{W}: "
                          f"pass --size {max(H, W)}, or use --model cnn_lstm")
-    fields = {"frame_size": (H, W) if args.model == "cnn_lstm" else H, "in_channels": channels,
-              "num_classes": num_classes}
+    # one number for square frames, as the other models and deploy.export_onnx expect
+    fields = {"frame_size": H if H == W else (H, W), "in_channels": channels, "num_classes": num_classes}
     if args.model == "cnn_lstm":
         fields.update(encoder=setting(args, "backbone"), trainable=not args.freeze)
     return fields

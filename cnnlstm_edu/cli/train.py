@@ -262,7 +262,8 @@ def _checkpoint_info(args: argparse.Namespace, last, clips=None) -> dict:
     if clips is not None:
         from ..checkpoint import clip_info
 
-        return {"task": "clips", "test_acc": last.test_acc,
+        # class_names: where deploy.export_onnx looks for the names of the outputs
+        return {"task": "clips", "test_acc": last.test_acc, "class_names": clips.classes,
                 "clips": clip_info(clips.classes, clips.settings, setting(args, "backbone"), args.freeze)}
     if args.task == "quadrants":
         return {"order": args.order, "test_acc": last.test_acc}
