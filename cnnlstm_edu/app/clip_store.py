@@ -97,6 +97,7 @@ class ClipUpload:
         self.gone = ""                         # why it was removed, once it is
         self.last_used = time.monotonic()
         self.in_use = in_use                   # True while its session trains
+        self.finalizer = None                  # removes it if its session is collected unannounced
         self._reading = threading.Lock()       # one reading at a time
         self._state = threading.Lock()         # guards gone, prepared and the folder's removal
 

@@ -27,9 +27,9 @@ from .clip_settings import COLOURS, ENCODERS, MAX_FRAMES, MAX_SECONDS, SIZE_RANG
 from .clip_store import ClipStore, ClipsRefused, sample_zip
 from .fields import ChoiceField, NumberField
 from .server import MAX_UPLOAD
-from .session import Session, SessionBusy, SessionRegistry
-from .train_tab import RunOutputs, failure_message, press, run_view, run_views, stop, warn
-from .training import train_updates
+from .session import Session, SessionRegistry
+from .train_tab import (RunOutputs, RunTab, admission, press, run_controls, run_view, run_views, stop, stream_run,
+                        warn)
 from .views import beliefs_html, markdown_text
 
 __all__ = ["ClipOutputs", "ClipsServer", "ClipsTab", "classify_clip", "clips_tab", "train_clips", "upload_clips",
@@ -48,7 +48,7 @@ NOTES = ("**Per-frame activations** of the first held-out clip: one row per fram
 
 
 @dataclass
-class ClipsTab:
+class ClipsTab(RunTab):
     archive: gr.File
     sample_btn: gr.Button
     sample_download: gr.DownloadButton
@@ -58,19 +58,6 @@ class ClipsTab:
     colour: gr.Radio
     encoder: gr.Radio
     budget: gr.Number
-    ticket: gr.Number
-    train_btn: gr.Button
-    stop_btn: gr.Button
-    status: gr.Markdown
-    download: gr.DownloadButton
-    loss: gr.LinePlot
-    accuracy: gr.LinePlot
-    activations: gr.Image
-    hidden_img: gr.Image
-    beliefs: gr.HTML
-    final: gr.Markdown
-    confusion: gr.Plot
-    mistakes: gr.Gallery
     clip: gr.File
     classify_btn: gr.Button
     clip_message: gr.Markdown
@@ -100,9 +87,9 @@ class ClipsServer:
     store: ClipStore
 
 
-def clips_tab() -> ClipsTab:
+def clips_tab(device: str = "auto") -> ClipsTab:
     """Lay out the tab (inside a ``gr.Tab``): the upload and settings left, the run's views right,
-    then the confusion matrix, the mistakes and the single clip."""
+    then the confusion matrix, the mistakes and the single clip. ``device``: where runs train."""
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
             gr.Markdown(INTRO)
@@ -121,13 +108,8 @@ def clips_tab() -> ClipsTab:
                                   info="the CNN that reads each frame: new, or the shipped one pretrained on "
                                        "MNIST digits, kept as it is or trained further", elem_id="clips-encoder")
             budget = NumberField(20, label="time budget (seconds)", info=f"of training (at most {MAX_SECONDS})")
-            ticket = NumberField(None, label="ticket", precision=0, visible=False)
-            with gr.Row():
-                train_btn = gr.Button("Train", variant="primary", elem_id="clips-train-button")
-                stop_btn = gr.Button("Stop", variant="stop", elem_id="clips-stop-button")
-            status = gr.Markdown("Upload clips, then press **Train**.", elem_id="clips-status")
-            download = gr.DownloadButton("Download model", value=None, interactive=False, size="sm",
-                                         elem_id="clips-download-model")
+            ticket, train_btn, stop_btn, status, download = run_controls(
+                device, "Upload clips, then press **Train**.", "clips-")
         with gr.Column(scale=3):
             loss, accuracy, activations, hidden_img, beliefs, _, _ = run_views("clips-", NOTES, height=320)
     with gr.Row():
@@ -151,9 +133,13 @@ def clips_tab() -> ClipsTab:
             clip_activations = gr.Image(label="per-frame activations", show_label=False, type="numpy", format="png",
                                         interactive=False, elem_classes="pixelated", height=320,
                                         elem_id="clips-one-activations")
-    return ClipsTab(archive, sample_btn, sample_download, summary, frames, size, colour, encoder, budget, ticket,
-                    train_btn, stop_btn, status, download, loss, accuracy, activations, hidden_img, beliefs, final,
-                    confusion, mistakes, clip, classify_btn, clip_message, clip_beliefs, clip_frames, clip_activations)
+    return ClipsTab(archive=archive, sample_btn=sample_btn, sample_download=sample_download, summary=summary,
+                    frames=frames, size=size, colour=colour, encoder=encoder, budget=budget, ticket=ticket,
+                    train_btn=train_btn, stop_btn=stop_btn, status=status, download=download, loss=loss,
+                    accuracy=accuracy, activations=activations, hidden_img=hidden_img, beliefs=beliefs,
+                    final=final, confusion=confusion, mistakes=mistakes, clip=clip, classify_btn=classify_btn,
+                    clip_message=clip_message, clip_beliefs=clip_beliefs, clip_frames=clip_frames,
+                    clip_activations=clip_activations)
 
 
 # --- the functions behind the buttons --------------------------------------------------------------
@@ -203,9 +189,12 @@ def upload_clips(server: ClipsServer, session: Session | None, archive, frames, 
         upload = server.store.unpack(path, in_use=_in_use(session))
     except ClipsRefused as e:
         return session, warn(str(e))
-    weakref.finalize(session, upload.remove, "the tab was closed")   # in case gradio drops the state unannounced
+    # Closing the tab removes the folder (Session.close); so does losing the session unannounced.
+    upload.finalizer = weakref.finalize(session, upload.remove, "the tab was closed")
     old, session.clips = session.clips, upload
     if old is not None:
+        if old.finalizer is not None:
+            old.finalizer.detach()
         old.remove("replaced by a new upload")
     try:
         prepared = upload.prepare(fmt)
@@ -226,11 +215,10 @@ def train_clips(server: ClipsServer, session: Session | None, frames, size, colo
                 options: dict | None = None, ticket=None, request: gr.Request = None):
     """Train: a fresh CNN-LSTM on this tab's clips, streamed as the Train tab streams its runs."""
     session = server.registry.attach(session, _session_id(request))
-    if session.closed:
-        return
-    if not session.admit(ticket if isinstance(ticket, int) else None):
-        yield ClipOutputs(session, status="Stopped before it started: this run was cancelled while it "
-                                          "waited in the queue.").values()
+    refused = admission(session, ticket)
+    if refused is not None:
+        if refused:
+            yield ClipOutputs(session, status=refused).values()
         return
     try:
         settings = ClipSettings.from_form(frames, size, colour, encoder, budget, **(options or {}))
@@ -242,8 +230,8 @@ def train_clips(server: ClipsServer, session: Session | None, frames, size, colo
                                                "or press **Use the sample clips**.")).values()
         return
     if session.running:
-        yield ClipOutputs(session, status=warn(str(SessionBusy(
-            "this tab is already training: its run goes on; press Stop first to start another.")))).values()
+        yield ClipOutputs(session, status=warn("this tab is already training: its run goes on; press Stop "
+                                               "first to start another.")).values()
         return
     try:
         prepared = session.clips.prepare(settings.read)
@@ -251,16 +239,8 @@ def train_clips(server: ClipsServer, session: Session | None, frames, size, colo
         yield ClipOutputs(session, status=warn(str(e))).values()
         return
     settings = settings.for_classes(prepared.classes, len(prepared.data.train_y), len(prepared.data.test_y))
-    server.registry.make_room(session)
-    try:
-        for u in train_updates(session, settings, data=prepared.data):
-            yield ClipOutputs(session, **run_view(session, u, settings.app_task)).values()
-    except SessionBusy as e:
-        yield ClipOutputs(session, status=warn(str(e))).values()
-    except Exception as e:
-        log.exception("training on clips failed in session %s", session.id)
-        yield ClipOutputs(session, status=failure_message(e),
-                          download=gr.DownloadButton(value=None, interactive=False)).values()
+    view = lambda session, u: ClipOutputs(session, **run_view(session, u, settings.app_task))   # noqa: E731
+    yield from stream_run(server.registry, session, settings, ClipOutputs, view, data=prepared.data)
 
 
 def classify_clip(session: Session | None, clip) -> tuple:

@@ -111,7 +111,7 @@ def build_demo(device: str = "auto", max_runs: int = MAX_RUNS, final_test: int |
             with gr.Tab("Shapes", id="shapes"):
                 shapes = shapes_tab()
             with gr.Tab("Your clips", id="clips"):
-                clipping = clips_tab()
+                clipping = clips_tab(device)
         demo.load(bind(open_session, registry), None, state, api_name=False,
                   show_progress="hidden")
         demo.unload(bind(close_session, registry))

@@ -28,8 +28,9 @@ from .settings import APP_TASKS, HIDDEN_FIELD, MODEL_CHOICES, PROBE_INDEX, TASK_
 from .training import device_label, train_updates
 from .views import activation_image, beliefs_html, curve_frame, gallery_items, step_accuracy_table
 
-__all__ = ["RunOutputs", "TrainOutputs", "TrainTab", "budget_changed", "export_onnx", "failure_message", "model_changed",
-           "onnx_cleared", "press", "run_view", "run_views", "stop", "task_changed", "train", "train_tab"]
+__all__ = ["admission", "budget_changed", "export_onnx", "failure_message", "model_changed", "onnx_cleared",
+           "press", "run_controls", "run_view", "run_views", "RunOutputs", "RunTab", "stop", "stream_run",
+           "task_changed", "train", "train_tab", "TrainOutputs", "TrainTab"]
 
 log = logging.getLogger(__name__)
 COLORS = {"train": "#3182bd", "test": "#e6550d"}
@@ -61,15 +62,9 @@ TASK_INFO = ("quadrants: which digit, read a quarter at a time; direction: which
 
 
 @dataclass
-class TrainTab:
-    task: gr.Radio
-    model: gr.Dropdown
-    order: gr.Radio
-    hidden: gr.Number
-    lr: gr.Number
-    batch: gr.Number
-    budget_kind: gr.Radio
-    budget: gr.Number
+class RunTab:
+    """What every tab that trains has: its buttons and status, the model's download, the run's views."""
+
     ticket: gr.Number              # hidden: the press this run answers (see Session.press)
     train_btn: gr.Button
     stop_btn: gr.Button
@@ -83,6 +78,18 @@ class TrainTab:
     final: gr.Markdown
     confusion: gr.Plot
     mistakes: gr.Gallery
+
+
+@dataclass
+class TrainTab(RunTab):
+    task: gr.Radio
+    model: gr.Dropdown
+    order: gr.Radio
+    hidden: gr.Number
+    lr: gr.Number
+    batch: gr.Number
+    budget_kind: gr.Radio
+    budget: gr.Number
     activations_note: gr.Markdown
     beliefs_note: gr.Markdown
     onnx_btn: gr.Button
@@ -143,15 +150,7 @@ def train_tab(device: str) -> TrainTab:
             with gr.Row():
                 budget_kind = gr.Radio(["seconds", "epochs"], value="seconds", label="train for")
                 budget = NumberField(15, label="how long", min_width=80)
-            ticket = NumberField(None, label="ticket", precision=0, visible=False)
-            gr.Markdown(f"**device:** {device_label(device)}", elem_id="device")
-            with gr.Row():
-                train_btn = gr.Button("Train", variant="primary", elem_id="train-button")
-                stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-button")
-            status = gr.Markdown("Press **Train** to start.", elem_id="status")
-            # Filled with a checkpoint (safetensors + JSON config) when a run ends.
-            download = gr.DownloadButton("Download model", value=None, interactive=False, size="sm",
-                                         elem_id="download-model")
+            ticket, train_btn, stop_btn, status, download = run_controls(device, "Press **Train** to start.")
             # The same model as a one-step ONNX graph, made when asked (an export takes seconds).
             with gr.Row():
                 onnx_btn = gr.Button("Export ONNX", size="sm", elem_id="export-onnx")
@@ -166,9 +165,27 @@ def train_tab(device: str) -> TrainTab:
         confusion = gr.Plot(label="confusion matrix", format="png", elem_id="confusion")
         mistakes = gr.Gallery(label=NOTES["quadrants"][2], columns=6, height=300,
                               format="png", elem_id="mistakes", elem_classes="pixelated")
-    return TrainTab(task, model, order, hidden, lr, batch, budget_kind, budget, ticket, train_btn, stop_btn,
-                    status, download, loss, accuracy, activations, hidden_img, beliefs, final, confusion, mistakes,
-                    activations_note, beliefs_note, onnx_btn, onnx_download, onnx_note)
+    return TrainTab(task=task, model=model, order=order, hidden=hidden, lr=lr, batch=batch,
+                    budget_kind=budget_kind, budget=budget, ticket=ticket, train_btn=train_btn, stop_btn=stop_btn,
+                    status=status, download=download, loss=loss, accuracy=accuracy, activations=activations,
+                    hidden_img=hidden_img, beliefs=beliefs, final=final, confusion=confusion, mistakes=mistakes,
+                    activations_note=activations_note, beliefs_note=beliefs_note, onnx_btn=onnx_btn,
+                    onnx_download=onnx_download, onnx_note=onnx_note)
+
+
+def run_controls(device: str, hint: str, prefix: str = ""):
+    """The device, Train and Stop, the run's status (``hint`` before the first run) and the model's
+    download, filled with a checkpoint (safetensors + JSON config) when a run ends. ``prefix``
+    starts every ``elem_id``, as in :func:`run_views`."""
+    ticket = NumberField(None, label="ticket", precision=0, visible=False)
+    gr.Markdown(f"**device:** {device_label(device)}", elem_id=f"{prefix}device")
+    with gr.Row():
+        train_btn = gr.Button("Train", variant="primary", elem_id=f"{prefix}train-button")
+        stop_btn = gr.Button("Stop", variant="stop", elem_id=f"{prefix}stop-button")
+    status = gr.Markdown(hint, elem_id=f"{prefix}status")
+    download = gr.DownloadButton("Download model", value=None, interactive=False, size="sm",
+                                 elem_id=f"{prefix}download-model")
+    return ticket, train_btn, stop_btn, status, download
 
 
 def run_views(prefix: str = "", notes: tuple[str, str] = NOTES["quadrants"][:2], height: int = 190):
@@ -219,11 +236,10 @@ def train(registry: SessionRegistry, session: Session | None, model_label: str, 
     own settings, not the learner's: ``device`` and ``final_test`` (:class:`TrainSettings`).
     """
     session = registry.attach(session, _session_id(request))
-    if session.closed:                         # queued by a tab that has been closed since
-        return
-    if not session.admit(ticket if isinstance(ticket, int) else None):
-        yield TrainOutputs(session, status="Stopped before it started: this run was cancelled while it "
-                                           "waited in the queue.").values()
+    refused = admission(session, ticket)
+    if refused is not None:
+        if refused:
+            yield TrainOutputs(session, status=refused).values()
         return
     try:
         settings = TrainSettings.from_form(model_label, order, hidden, lr, batch_size, budget_kind, budget,
@@ -231,16 +247,33 @@ def train(registry: SessionRegistry, session: Session | None, model_label: str, 
     except ValueError as e:
         yield TrainOutputs(session, status=warn(str(e))).values()
         return
+    yield from stream_run(registry, session, settings, TrainOutputs, _update)
+
+
+def admission(session: Session, ticket) -> str | None:
+    """Whether a queued press may run: None if so; "" (say nothing) if its tab has been closed since
+    it was queued; the message if Stop cancelled it while it waited."""
+    if session.closed:
+        return ""
+    if not session.admit(ticket if isinstance(ticket, int) else None):
+        return "Stopped before it started: this run was cancelled while it waited in the queue."
+    return None
+
+
+def stream_run(registry: SessionRegistry, session: Session, settings, outputs, update, data=None):
+    """Train ``session``'s fresh model (:func:`~.training.train_updates`) and yield each update as
+    ``update(session, u)``, an ``outputs`` dataclass, made into values. A second run of the tab, or
+    a run that raises, ends with its message in ``outputs``' status."""
     registry.make_room(session)
     try:
-        for u in train_updates(session, settings):
-            yield _update(session, u).values()
+        for u in train_updates(session, settings, data=data):
+            yield update(session, u).values()
     except SessionBusy as e:                   # another run of this tab holds it: say so, touch nothing
-        yield TrainOutputs(session, status=warn(str(e))).values()
+        yield outputs(session, status=warn(str(e))).values()
     except Exception as e:                     # the page gets a message; the log gets the traceback
         log.exception("training failed in session %s", session.id)
-        yield TrainOutputs(session, status=failure_message(e),
-                           download=gr.DownloadButton(value=None, interactive=False)).values()
+        yield outputs(session, status=failure_message(e),
+                      download=gr.DownloadButton(value=None, interactive=False)).values()
 
 
 def _update(session: Session, u) -> TrainOutputs:
