@@ -216,6 +216,14 @@ def test_bad_folders_are_refused_with_a_message_naming_the_file_or_value(folder,
         read(folder, **kw)
 
 
+def test_a_smaller_cap_is_not_answered_from_a_cache_filled_under_a_larger_one(folder):
+    video_folder(folder, **{**SETTINGS, "size": None})                 # fills the cache, max_side 4096
+    with pytest.raises(ValueError, match=r"its frames are 32x32 pixels, above the cap of 16"):
+        video_folder(folder, **{**SETTINGS, "size": None, "max_side": 16})
+    with pytest.raises(ValueError, match=r"cached clips of .* above max_bytes"):
+        video_folder(folder, **{**SETTINGS, "size": None, "max_bytes": 1000})
+
+
 def test_huge_frames_are_refused_from_the_header_before_any_decoding(folder, monkeypatch):
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded a clip whose frames are above the cap")

@@ -220,8 +220,15 @@ def video_folder(root: str | os.PathLike, frames: int = 8, size: int | tuple[int
     root = Path(root)
     classes, items = _scan(root, max_clips)
     settings = {"frames": frames, "size": list(size) if size else None, "channels": channels, "short": short}
-    key = _fingerprint(root, items, {**settings, "format": 1}) if cache else None
+    # The caps are in the key too: they decide which clips are refused, so a read under a smaller
+    # cap must not be answered from a cache filled under a larger one.
+    caps = {"max_side": max_side, "max_frames": max_frames}
+    key = _fingerprint(root, items, {**settings, **caps, "format": 1}) if cache else None
     if key is not None and (hit := load_cached(root / CACHE_DIR, key)) is not None:
+        if hit.clips.numel() > max_bytes:
+            raise ValueError(f"video_folder: the cached clips of {root} take {hit.clips.numel() / 2**20:.0f} MiB, "
+                             f"above max_bytes={max_bytes / 2**20:.0f} MiB; pass a smaller size or fewer frames, "
+                             "or raise max_bytes")
         for reason in hit.skipped:
             warnings.warn(f"video_folder: skipping {reason}", stacklevel=2)
         return hit
