@@ -1,7 +1,7 @@
 """The cells that end each lesson: an introduction, then per exercise its title, skeleton and check.
 
 ``lesson_cells(k)`` gives them as ``(cell_type, source)`` pairs, ready to append to notebook
-``0k_*.ipynb``; ``render_markdown()`` writes every lesson' cells as one page
+``0k_*.ipynb``; ``render_markdown()`` writes every lesson's cells as one page
 (``docs/exercises.md``, kept equal to it by a test). Run ``python -m cnnlstm_edu.exercises.cells``
 to print that page.
 """
