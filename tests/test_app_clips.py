@@ -215,6 +215,17 @@ def test_a_single_clip_that_is_not_a_clip_or_too_big_is_refused(server, tmp_path
     session.close()
 
 
+def test_colour_clips_train_and_show_in_colour(server, one_clip):
+    session, summary = upload_clips(server, None, str(sample_zip()), 4, 16, "colour")
+    assert "4 frames of 16x16, colour" in summary
+    *_, last = train_clips(server, session, 4, 16, "colour", "MNIST-pretrained (fine-tuned)", 0.5)
+    assert last[1].startswith("Done") and session.model.config.in_channels == 3
+    assert session.settings.model_config()["encoder"] == "mnist" and last[4].shape[2] == 3
+    message, frames, beliefs, activations = classify_clip(session, str(one_clip))
+    assert "4 frames of 16x16, colour" in message and frames.shape == (80, 4 * 80 + 3 * 6, 3)   # RGB strip
+    session.close()
+
+
 def _upload(store: ClipStore, session: Session | None = None):
     upload = store.unpack(sample_zip(), in_use=(lambda: session.running) if session else (lambda: False))
     return upload
