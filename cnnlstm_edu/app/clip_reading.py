@@ -38,7 +38,7 @@ def read_one(session: Session | None, path: Path | None, caps=CLIP_CAPS) -> tupl
     try:
         clip, _ = load_clip(path, **fmt.read_options(), max_side=caps.side, max_frames=caps.clip_frames)  # (T, C, H, W)
     except (ValueError, OSError) as e:
-        reason = str(e).replace(str(path.parent) + "/", "")         # the server's folders are not the learner's business
+        reason = str(e).replace(str(path.parent) + "/", "")         # the server's folders are not the learner's
         raise ClipsRefused(f"this clip can't be read: {markdown_text(reason)}") from None
     probs = stream_beliefs(model, clip)                                 # (T, classes), one frame per step
     T = probs.shape[0]

@@ -262,7 +262,8 @@ class ClipStore:
         classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
                          and p.name != "__MACOSX")
         if len(classes) < 2:
-            raise ClipsRefused(f"Your zip holds {len(classes)} class folder(s){' ' + repr(classes) if classes else ''}; "
+            named = f" {classes!r}" if classes else ""
+            raise ClipsRefused(f"Your zip holds {len(classes)} class folder(s){named}; "
                                "a classifier needs at least 2: one sub-folder of clips per class.")
         if len(classes) > caps.classes:
             raise ClipsRefused(f"Your zip holds {len(classes)} class folders; the app takes at most {caps.classes}.")

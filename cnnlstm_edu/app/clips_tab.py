@@ -100,7 +100,8 @@ def clips_tab(device: str = "auto") -> ClipsTab:
                 sample_download = gr.DownloadButton("Download the sample zip", value=None, interactive=False,
                                                     size="sm", elem_id="clips-sample-download")
             summary = gr.Markdown("No clips yet.", elem_id="clips-summary")
-            frames = NumberField(8, label="frames", precision=0, info=f"T, taken evenly from each clip (2-{MAX_FRAMES})")
+            frames = NumberField(8, label="frames", precision=0,
+                                 info=f"T, taken evenly from each clip (2-{MAX_FRAMES})")
             size = NumberField(24, label="frame size", precision=0,
                                info=f"H = W in pixels ({SIZE_RANGE[0]}-{SIZE_RANGE[1]})")
             colour = ChoiceField(list(COLOURS), value="grey", label="colour", elem_id="clips-colour")
@@ -163,7 +164,8 @@ def _summary(upload, prepared) -> str:
             f"(for training + held out). Read as {prepared.format.describe()}. Press **Train**.")
     if prepared.skipped:
         shown = "; ".join(markdown_text(s) for s in prepared.skipped[:3])
-        text += f"\n\nSkipped {len(prepared.skipped)} unreadable clip(s): {shown}{' ...' if len(prepared.skipped) > 3 else ''}"
+        more = " ..." if len(prepared.skipped) > 3 else ""
+        text += f"\n\nSkipped {len(prepared.skipped)} unreadable clip(s): {shown}{more}"
     return text
 
 

@@ -18,8 +18,8 @@ import torch
 
 from ..viz.images import upscale
 
-__all__ = ["activation_image", "beliefs_html", "clip_trail", "curve_frame", "digit_image", "gallery_items", "markdown_text",
-           "step_accuracy_table"]
+__all__ = ["activation_image", "beliefs_html", "clip_trail", "curve_frame", "digit_image", "gallery_items",
+           "markdown_text", "step_accuracy_table"]
 
 _BAR, _TOP, _TRUE = "#6baed6", "#fd8d3c", "#31a354"
 
