@@ -31,7 +31,7 @@ def tiny_cnn_lstm(seed=0, **kw):
 ])
 def test_recurrent_group_holds_recurrent_weights_and_no_bias_no_cnn(name, expected):
     groups = {g["name"]: g for g in parameter_groups(build_model(name), 0.0, 1e-2)}
-    assert set(groups["recurrent weights"]["names"]) == expected
+    assert set(groups["recurrent layers' weights (ih and hh)"]["names"]) == expected
     others = groups["everything else"]["names"]
     assert any("bias" in n for n in others) and any("encoder" in n for n in others)
 
@@ -49,7 +49,7 @@ def test_recurrent_weight_decay_moves_only_recurrent_weights(quadrants):
         runs.append((m.state_dict(), start, events))
     (a, start, _), (b, _, events) = runs
     lr = [e for e in events if e.kind == "step"][0].lr
-    assert events[0].extra["param_groups"][0] == {"name": "recurrent weights", "weight_decay": 0.5,
+    assert events[0].extra["param_groups"][0] == {"name": "recurrent layers' weights (ih and hh)", "weight_decay": 0.5,
                                                   "parameters": ["lstm.weight_ih_l0", "lstm.weight_hh_l0"]}
     for k in a:
         if k.startswith("lstm.weight"):

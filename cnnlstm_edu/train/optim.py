@@ -21,7 +21,7 @@ def parameter_groups(model: nn.Module, weight_decay: float = 0.0,
     >>> from cnnlstm_edu.models import build_model
     >>> groups = parameter_groups(build_model("cnn_lstm"), recurrent_weight_decay=1e-3)
     >>> [(g["name"], g["weight_decay"], g["names"]) for g in groups][0]
-    ('recurrent weights', 0.001, ['lstm.weight_ih_l0', 'lstm.weight_hh_l0'])
+    ("recurrent layers' weights (ih and hh)", 0.001, ['lstm.weight_ih_l0', 'lstm.weight_hh_l0'])
     """
     recurrent: dict[int, str] = {}
     for module_name, module in model.named_modules():
@@ -34,8 +34,9 @@ def parameter_groups(model: nn.Module, weight_decay: float = 0.0,
         if p.requires_grad:
             (rec if id(p) in recurrent else other).append((name, p))
     groups = [
-        {"name": "recurrent weights", "weight_decay": recurrent_weight_decay, "names": [n for n, _ in rec],
-         "params": [p for _, p in rec]},
+        # not "recurrent weights": in Keras, recurrent_* is the hidden-to-hidden part alone
+        {"name": "recurrent layers' weights (ih and hh)", "weight_decay": recurrent_weight_decay,
+         "names": [n for n, _ in rec], "params": [p for _, p in rec]},
         {"name": "everything else", "weight_decay": weight_decay, "names": [n for n, _ in other],
          "params": [p for _, p in other]},
     ]
