@@ -105,9 +105,12 @@ def test_save_path_is_checked_before_training(tmp_path, monkeypatch, capsys, whe
 def test_ctrl_c_stops_training_reports_and_saves(tmp_path):
     # Issue 13, item 11: Ctrl-C printed a traceback and lost the model.
     path = tmp_path / "model.safetensors"
+    # The child starts with Ctrl-C's default action, as from a terminal: an ignored SIGINT is
+    # inherited across exec, and the CLI rightly keeps a signal its parent chose to ignore.
     proc = subprocess.Popen([sys.executable, "-m", "cnnlstm_edu", "train", "--device", "cpu", "--epochs", "20",
                              "--batch-size", "32", "--save", str(path), "--json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines, started = [], threading.Event()
 
     def read_stderr():
