@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         "batch 1, 5 at batch 64), after two warm-up calls; torch and onnxruntime get the same number of "
         "threads. *vs eager* above 1 means faster than PyTorch eager, measured in the same run.",
         "", *hardware("cpu"), "", sizes, "", *sections,
-        "The machine is shared with other work: the load average says how much. The ratios are "
+        "Other work on the machine shows in the load average under each table. The ratios are "
         "measured side by side, round by round, so they hold better than the absolute times. With "
         "more threads than free cores, every parallel region of an operation waits for its threads to "
         "be scheduled; PyTorch eager runs many small operations per frame and suffers most.", ""]))
