@@ -57,13 +57,13 @@ WHY = {"quadrants": {
     "cnn_lstm": "it reads the quadrants in a fixed order, so each piece's place is known from when it "
                 "comes, and its state carries the pieces to the end; it ends a little below whole_image, "
                 "with ten times its parameters.",
-    "cnn_convlstm": "as cnn_lstm, with a 2-D state; a convolution at every gate makes its steps the "
-                    "slowest, so the budget bought it about half of cnn_lstm's steps and it ends below it.",
+    "cnn_convlstm": "as cnn_lstm, with a 2-D state; a convolution at every gate makes its steps "
+                    "slower, so the budget bought it fewer steps than cnn_lstm and it ends just below it.",
     "whole_image": "the digit whole, its strokes joined across the cuts: nothing in this task is about "
                    "time, and this plain CNN beats every sequence model here, with a tenth of "
                    "cnn_lstm's parameters.",
-    "frame_average": "order-blind, it can't tell which quadrant a piece came from, yet ends only a few "
-                     "points below cnn_lstm: the four pieces, as a set, mostly name the digit already.",
+    "frame_average": "order-blind, it can't tell which quadrant a piece came from, yet ends about a "
+                     "point below cnn_lstm: the four pieces, as a set, mostly name the digit already.",
     "last_frame": "the bottom-right quadrant alone: a quarter of the digit names it about three times "
                   "in four.",
     "conv3d": "two 3-step kernels in a row reach across all four quadrants, in order, before it "
