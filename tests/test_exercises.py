@@ -15,6 +15,7 @@ from cnnlstm_edu.exercises import EXERCISES, Result, check, exercise, hint, name
 from cnnlstm_edu.exercises.cells import lesson_cells, render_markdown
 from cnnlstm_edu.layers import TimeDistributed
 from cnnlstm_edu.modes import eval_mode
+from test_exercises_clips import WRONG as CLIPS_WRONG  # lesson 09's mistakes, written beside its identities
 
 # ---------------------------------------------------------------- wrong answers, one mistake each
 
@@ -395,7 +396,7 @@ WRONG = [
     ("scaled_lr", lambda lr, base, per_rank, world: lr * per_rank / base, "you scaled by the batch of one rank"),
     ("scaled_lr", lambda lr, base, per_rank, world: lr * base / (per_rank * world), "upside down"),
     ("scaled_lr", lambda lr, base, per_rank, world: lr * math.sqrt(per_rank * world / base), "square-root rule"),
-]
+] + CLIPS_WRONG
 
 
 @pytest.mark.parametrize("ex", EXERCISES, ids=lambda e: e.name)
@@ -420,8 +421,7 @@ def test_a_typical_mistake_gets_its_own_message(name, answer, phrase):
     assert "Traceback" not in result.message
 
 
-# Lesson 09's mistakes (exercises/clips.py) live in tests/test_exercises_clips.py, with that lesson's identities.
-@pytest.mark.parametrize("ex", [e for e in EXERCISES if e.lesson != 9], ids=lambda e: e.name)
+@pytest.mark.parametrize("ex", EXERCISES, ids=lambda e: e.name)
 def test_each_exercise_has_two_distinct_mistake_messages(ex):
     messages = {check(name, answer).message for name, answer, _ in WRONG if name == ex.name}
     assert len(messages) >= 2
